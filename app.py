@@ -1,0 +1,42 @@
+"""dsgen web app: the entry point. Pages only read widgets, call the facade (dsgen_core.api) and render.
+
+Run with `dsgen serve` (starts a worker too) or `streamlit run app.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from pages._common import PAGE_DATASET, PAGE_DATASETS, PAGE_IMPORT, PAGE_JOBS, current_actor, get_api
+
+
+def main() -> None:
+    """Build the navigation and run the selected page."""
+    st.set_page_config(page_title="dsgen", page_icon="🗂️", layout="wide")
+
+    page = st.navigation([
+        st.Page(PAGE_DATASETS, title="Datasets", icon="🗂️", url_path="datasets", default=True),
+        st.Page(PAGE_IMPORT, title="Import", icon="📥", url_path="import"),
+        st.Page(PAGE_DATASET, title="Dataset", icon="🔎", url_path="dataset"),
+        st.Page(PAGE_JOBS, title="Jobs", icon="⚙️", url_path="jobs"),
+    ])
+
+    try:
+        api = get_api()
+    except Exception as exc:  # catalog unreachable, bad DSGEN_HOME, ...: a message, not a trace
+        logging.getLogger("dsgen.ui").exception("opening dsgen failed")
+        st.error(f"dsgen could not open its data: {type(exc).__name__}: {exc}")
+        st.stop()
+
+    with st.sidebar:
+        st.caption(f"Signed in as **{current_actor().username}**  \nData folder: `{api.app.settings.home}`")
+
+    page.run()
+
+
+# Streamlit runs this file as "__main__"; a process pool's child re-imports it as
+# "__mp_main__" and must not start a UI there.
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The process-wide handle: settings, catalog and storage, opened once and shared."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dsgen_core.catalog.db import Catalog
+from dsgen_core.config import Settings
+from dsgen_core.storage import LocalStorage, Storage
+
+
+@dataclass
+class App:
+    settings: Settings
+    catalog: Catalog
+    storage: Storage
+    heartbeat_seconds: float = 2.0
+    stale_seconds: float = 30.0
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, migrate: bool = True) -> App:
+        """Open (and by default migrate) the installation that the environment points at."""
+        settings = settings or Settings.from_env()
+        settings.ensure_dirs()
+        catalog = Catalog(settings.catalog_url)
+        if migrate:
+            catalog.migrate()
+        return cls(
+            settings=settings,
+            catalog=catalog,
+            storage=LocalStorage(settings.storage_root),
+            heartbeat_seconds=float(os.environ.get("DSGEN_HEARTBEAT_SECONDS", "2")),
+            stale_seconds=float(os.environ.get("DSGEN_JOB_STALE_SECONDS", "30")),
+        )
+
+    def close(self) -> None:
+        self.catalog.dispose()

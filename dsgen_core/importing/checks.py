@@ -1,0 +1,123 @@
+"""Cross-record checks on parsed tables (ids, references, box geometry), run in DuckDB over Arrow."""
+
+from __future__ import annotations
+
+import duckdb
+
+from dsgen_core.lake.tables import DatasetTables
+from dsgen_core.validation import ValidationReport
+
+EXAMPLES = 5
+# A box may overhang the frame by this many pixels before it counts as out of the image (CVAT rounding).
+EDGE_TOLERANCE = 0.5
+
+# (code, severity, message, SQL giving (example text) rows, one per offending record)
+_CHECKS: list[tuple[str, str, str, str]] = [
+    (
+        "duplicate_image_id",
+        "error",
+        "image ids must be unique",
+        "SELECT 'images: id ' || image_id || ' appears ' || n || ' times' FROM "
+        "(SELECT image_id, count(*) n FROM images GROUP BY image_id HAVING n > 1) ORDER BY image_id",
+    ),
+    (
+        "duplicate_annotation_id",
+        "error",
+        "annotation ids must be unique",
+        "SELECT 'annotations: id ' || annotation_id || ' appears ' || n || ' times' FROM "
+        "(SELECT annotation_id, count(*) n FROM annotations GROUP BY annotation_id HAVING n > 1) ORDER BY annotation_id",
+    ),
+    (
+        "duplicate_category_id",
+        "error",
+        "category ids must be unique",
+        "SELECT 'categories: id ' || category_id || ' appears ' || n || ' times' FROM "
+        "(SELECT category_id, count(*) n FROM categories GROUP BY category_id HAVING n > 1) ORDER BY category_id",
+    ),
+    (
+        "duplicate_file_name",
+        "error",
+        "two images share a file name (frames are matched by file name)",
+        "SELECT 'images: file_name ' || file_name || ' used by ids ' || ids FROM "
+        "(SELECT file_name, string_agg(image_id::VARCHAR, ', ' ORDER BY image_id) ids, count(*) n "
+        " FROM images GROUP BY file_name HAVING n > 1) ORDER BY file_name",
+    ),
+    (
+        "unknown_image_ref",
+        "error",
+        "annotations point at an image id that is not in `images`",
+        "SELECT 'annotation ' || a.annotation_id || ': image_id ' || a.image_id || ' not found' "
+        "FROM annotations a ANTI JOIN images i ON a.image_id = i.image_id ORDER BY a.annotation_id",
+    ),
+    (
+        "unknown_category_ref",
+        "error",
+        "annotations point at a category id that is not in `categories`",
+        "SELECT 'annotation ' || a.annotation_id || ': category_id ' || coalesce(a.category_id::VARCHAR, 'null') "
+        "|| ' not found' FROM annotations a ANTI JOIN categories c ON a.category_id = c.category_id "
+        "ORDER BY a.annotation_id",
+    ),
+    (
+        "bad_image_size",
+        "error",
+        "image width/height must be positive",
+        "SELECT 'image ' || image_id || ' (' || file_name || '): ' || coalesce(width::VARCHAR, 'null') || 'x' "
+        "|| coalesce(height::VARCHAR, 'null') FROM images WHERE coalesce(width, 0) <= 0 OR coalesce(height, 0) <= 0 "
+        "ORDER BY image_id",
+    ),
+    (
+        "bbox_nan",
+        "warning",
+        "boxes with NaN or infinite coordinates",
+        "SELECT 'annotation ' || annotation_id || ': bbox [' || bbox_x || ', ' || bbox_y || ', ' || bbox_w || ', ' "
+        "|| bbox_h || ']' FROM annotations WHERE isnan(bbox_x) OR isnan(bbox_y) OR isnan(bbox_w) OR isnan(bbox_h) "
+        "OR isinf(bbox_x) OR isinf(bbox_y) OR isinf(bbox_w) OR isinf(bbox_h) ORDER BY annotation_id",
+    ),
+    (
+        "bbox_negative",
+        "warning",
+        "boxes with negative width, height or origin",
+        "SELECT 'annotation ' || annotation_id || ': bbox [' || bbox_x || ', ' || bbox_y || ', ' || bbox_w || ', ' "
+        "|| bbox_h || ']' FROM annotations WHERE bbox_w < 0 OR bbox_h < 0 OR bbox_x < 0 OR bbox_y < 0 "
+        "ORDER BY annotation_id",
+    ),
+    (
+        "bbox_out_of_image",
+        "warning",
+        "boxes reaching outside their image",
+        "SELECT 'annotation ' || a.annotation_id || ' on image ' || a.image_id || ' (' || i.width || 'x' || i.height "
+        "|| '): bbox [' || a.bbox_x || ', ' || a.bbox_y || ', ' || a.bbox_w || ', ' || a.bbox_h || ']' "
+        "FROM annotations a JOIN images i USING (image_id) "
+        "WHERE a.bbox_x + a.bbox_w > i.width + $tol OR a.bbox_y + a.bbox_h > i.height + $tol "
+        "OR a.bbox_x < -$tol OR a.bbox_y < -$tol ORDER BY a.annotation_id",
+    ),
+    (
+        "zero_area",
+        "warning",
+        "annotations with zero area (empty box or segment)",
+        "SELECT 'annotation ' || annotation_id || ': area ' || coalesce(area::VARCHAR, 'null') || ', bbox ' "
+        "|| coalesce(bbox_w::VARCHAR, '?') || 'x' || coalesce(bbox_h::VARCHAR, '?') FROM annotations "
+        "WHERE (bbox_w IS NOT NULL AND (bbox_w = 0 OR bbox_h = 0)) OR area = 0 ORDER BY annotation_id",
+    ),
+]
+
+
+def check_tables(tables: DatasetTables, report: ValidationReport) -> None:
+    """Add one finding per failed rule, with its count and first examples."""
+    con = duckdb.connect()
+    try:
+        con.register("images", tables.images)
+        con.register("annotations", tables.annotations)
+        con.register("categories", tables.categories)
+        for code, severity, message, sql in _CHECKS:
+            params = {"tol": EDGE_TOLERANCE} if "$tol" in sql else None
+            count = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]  # noqa: S608 - fixed SQL
+            if count:
+                rows = con.execute(f"{sql} LIMIT {EXAMPLES}", params).fetchall()
+                report.add(code, severity, message, count, [r[0] for r in rows])
+        unused = con.execute(
+            "SELECT count(*) FROM categories c ANTI JOIN annotations a ON a.category_id = c.category_id"
+        ).fetchone()[0]
+        report.stats["unused_categories"] = int(unused)
+    finally:
+        con.close()

@@ -1,0 +1,73 @@
+"""The CLI as a user runs it: real subprocesses on the fixture's installation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ann_rec, coco_doc, image_rec, simple_export, write_export, zip_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dsgen(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "dsgen_core.cli", *args], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout + proc.stderr)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [[], ["import"], ["datasets"], ["datasets", "list"], ["datasets", "show"], ["export"], ["jobs"],
+     ["jobs", "show"], ["jobs", "cancel"], ["worker"], ["serve"], ["up"], ["demo"]],
+)
+def test_help_everywhere(cmd):
+    proc = subprocess.run([sys.executable, "-m", "dsgen_core.cli", *cmd, "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "usage: dsgen" in proc.stdout
+
+
+def test_import_wait_list_and_export(dsgen_env, tmp_path):
+    z = zip_folder(simple_export(tmp_path / "exp", n=3), tmp_path / "exp.zip")
+    proc = dsgen("import", str(z), "--group", "cli", "--split", "val", "--type", "SOURCE", "--wait", check=True)
+    assert "READY: cli/val v1.0.0: 3 images, 6 annotations, 2 classes" in proc.stdout
+    assert "no worker running" in proc.stderr
+    listed = json.loads(dsgen("datasets", "list", "--json", check=True).stdout)
+    assert listed[0]["name"] == "cli" and listed[0]["dataset_type"] == "SOURCE"
+    version = listed[0]["versions"][0]
+    assert (version["status"], version["num_images"], version["split"]) == ("READY", 3, "val")
+    out = tmp_path / "back.json"
+    dsgen("export", str(version["id"]), "--out", str(out), check=True)
+    assert len(json.loads(out.read_text())["annotations"]) == 6
+    table = dsgen("datasets", "list", check=True).stdout
+    assert "cli" in table and "READY" in table
+
+
+def test_failed_import_exits_nonzero_with_report(dsgen_env, tmp_path):
+    doc = coco_doc([image_rec(1, "a.jpg")], [ann_rec(1, 2)])
+    root = write_export(tmp_path / "bad", doc, {"a.jpg": (64, 48)})
+    proc = dsgen("import", str(root), "--group", "bad", "--wait")
+    assert proc.returncode == 1
+    assert "unknown_image_ref" in proc.stdout and "annotation 1: image_id 2 not found" in proc.stdout
+    assert "import FAILED" in proc.stderr
+    check = dsgen("import", str(root), "--group", "bad", "--check")
+    assert check.returncode == 1 and "[ERROR] unknown_image_ref" in check.stdout
+
+
+def test_clear_error_for_missing_path(dsgen_env, tmp_path):
+    proc = dsgen("import", str(tmp_path / "nope.zip"), "--group", "g")
+    assert proc.returncode == 1
+    assert "nope.zip: no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_loads_ready_dataset(dsgen_env):
+    proc = dsgen("demo", "--images", "8", check=True)
+    listed = json.loads(dsgen("datasets", "list", "--json", check=True).stdout)
+    assert listed[0]["name"] == "demo", proc.stderr
+    assert {v["split"]: v["status"] for v in listed[0]["versions"]} == {"train": "READY", "val": "READY"}
