@@ -21,14 +21,9 @@ from dsgen_core import permissions
 from dsgen_core.app import App
 from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, Job, LineageEdge
 from dsgen_core.errors import InvalidRequest, NotFound
-from dsgen_core.formats.coco_reader import read_coco
-from dsgen_core.formats.coco_writer import write_coco
 from dsgen_core.importing import job as import_job
-from dsgen_core.importing.checks import check_tables
-from dsgen_core.importing.media_checks import check_media
-from dsgen_core.importing.sources import SourceError, resolve_source
 from dsgen_core.jobs import queue
-from dsgen_core.lake.store import read_tables
+from dsgen_core.lake.views import scan_params, scan_sql
 from dsgen_core.users import Actor, actor_by_name, ensure_admin
 from dsgen_core.validation import ValidationReport
 
@@ -259,6 +254,12 @@ class Dsgen:
 
     def check_import_path(self, actor: Actor, req: ImportRequest) -> ValidationReport:
         """The "check path" step: run every check an import would, write nothing to the catalog or storage."""
+        # Imported here: parsing and checking code is heavy and a reading process never needs it.
+        from dsgen_core.formats.coco_reader import read_coco
+        from dsgen_core.importing.checks import check_tables
+        from dsgen_core.importing.media_checks import check_media
+        from dsgen_core.importing.sources import SourceError, resolve_source
+
         permissions.require_login(actor)
         self._validate_request(req)
         report = ValidationReport()
@@ -400,7 +401,7 @@ class Dsgen:
                 "SELECT c.category_id, c.name, c.supercategory, count(DISTINCT a.image_id), count(a.annotation_id) "
                 "FROM read_parquet($cats) c LEFT JOIN read_parquet($anns) a USING (category_id) "
                 "GROUP BY ALL ORDER BY 5 DESC, 2",
-                {"cats": str(folder / "categories.parquet"), "anns": str(folder / "annotations.parquet")},
+                scan_params(folder, cats="categories", anns="annotations"),
             ).fetchall()
         finally:
             con.close()
@@ -416,11 +417,13 @@ class Dsgen:
                 {"p": str(folder / "images.parquet"), "n": int(limit), "o": int(offset)},
             ).fetchall()
             ids = [r[0] for r in imgs]
+            anns = scan_sql(folder, "annotations", "a")
+            # scan_sql holds only fixed names; values are bound
             boxes = con.execute(
-                "SELECT a.image_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, c.name FROM read_parquet($a) a "
+                f"SELECT a.image_id, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, c.name FROM {anns} a "  # noqa: S608
                 "JOIN read_parquet($c) c USING (category_id) WHERE a.image_id IN (SELECT unnest($ids)) "
                 "AND a.bbox_w IS NOT NULL ORDER BY a.annotation_id",
-                {"a": str(folder / "annotations.parquet"), "c": str(folder / "categories.parquet"), "ids": ids},
+                {**scan_params(folder, a="annotations", c="categories"), "ids": ids},
             ).fetchall()
         finally:
             con.close()
@@ -440,6 +443,9 @@ class Dsgen:
 
     def export_coco(self, actor: Actor, version_id: int, out_path: Path) -> Path:
         """Write the version as COCO JSON (the round trip of an unchanged import reproduces its input)."""
+        from dsgen_core.formats.coco_writer import write_coco
+        from dsgen_core.lake.store import read_tables
+
         folder = self._ready_folder(actor, version_id)
         tables = read_tables(folder)
         tables.meta.pop("source_path", None)

@@ -32,19 +32,22 @@ def _actor(api, args):  # noqa: ANN001
 
 
 class _JobBar:
-    """One tqdm bar per job stage."""
+    """One tqdm bar per job stage that counts something; a plain line for the other stages."""
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
-        self.stage = None
+        self.stage: str | None = None
 
     def __call__(self, stage: str, processed: int, total: int) -> None:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=total or None, desc=stage, unit="it", leave=True, file=sys.stderr)
+            if not total:
+                print(f"{stage} ...", file=sys.stderr, flush=True)
+        if total and self.bar is None:
+            self.bar = tqdm(total=total, desc=stage, unit="img", leave=True, file=sys.stderr)
         if self.bar is not None:
-            if total and self.bar.total != total:
+            if self.bar.total != total:
                 self.bar.total = total
             self.bar.n = processed
             self.bar.refresh()

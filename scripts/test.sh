@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing Debian's chromium for the browser tests ..." >&2
-  as_root apt-get update -qq && as_root apt-get install -y -qq chromium
+# Chromium for the browser tests; the emoji font so screenshots show the UI's status badges.
+if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+  echo "installing Debian's chromium and fonts-noto-color-emoji for the browser tests ..." >&2
+  as_root apt-get update -qq && as_root apt-get install -y -qq chromium fonts-noto-color-emoji
 fi
 bash scripts/bootstrap.sh test
 .venv/bin/ruff check .

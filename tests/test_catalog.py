@@ -24,6 +24,19 @@ def test_migrations_match_models(catalog_url):
     cat.dispose()
 
 
+def test_head_revision_constant_is_alembics_head(catalog_url):
+    from alembic.script import ScriptDirectory
+
+    from dsgen_core.catalog.db import HEAD_REVISION, alembic_config, current_revision
+
+    cat = Catalog(catalog_url)
+    assert ScriptDirectory.from_config(alembic_config(cat.engine)).get_current_head() == HEAD_REVISION
+    assert current_revision(cat.engine) is None
+    cat.migrate()
+    assert current_revision(cat.engine) == HEAD_REVISION
+    cat.dispose()
+
+
 def test_version_unique_per_group_split(api, admin):
     with pytest.raises(IntegrityError):
         with api.app.catalog.session() as s:

@@ -141,18 +141,23 @@ def _wait_job(api, admin, job_id, timeout=90):
     raise AssertionError(f"job {job_id} did not finish: {api.get_job(admin, job_id)}")
 
 
+def _finish_with_new_worker(api, admin, job_id):
+    """Start a fresh worker process and wait for it to end the job."""
+    worker = _start_worker()
+    try:
+        return _wait_job(api, admin, job_id)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+
+
 def test_worker_killed_mid_import_is_recovered(api, admin, big_export):
     started = api.start_import(admin, ImportRequest(path=str(big_export), group="k"))
     _kill_mid_import(api, admin, started)
     killed = api.get_job(admin, started.job_id)
     assert killed.status == "RUNNING"  # nobody finished it
     assert api.get_version(admin, started.version_id).status == "PROCESSING"  # never READY half-written
-    worker = _start_worker()
-    try:
-        info = _wait_job(api, admin, started.job_id)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=10)
+    info = _finish_with_new_worker(api, admin, started.job_id)
     assert info.status == "SUCCEEDED", info.error
     v = api.get_version(admin, started.version_id)
     assert v.status == "READY" and v.num_images == 600
@@ -172,12 +177,7 @@ def test_worker_killed_with_no_attempts_left_fails_cleanly(api, admin, big_expor
     with api.app.catalog.session() as s:
         s.get(Job, started.job_id).max_attempts = 1
     _kill_mid_import(api, admin, started)
-    worker = _start_worker()
-    try:
-        info = _wait_job(api, admin, started.job_id)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=10)
+    info = _finish_with_new_worker(api, admin, started.job_id)
     assert info.status == "FAILED" and "out of attempts" in info.error
     v = api.get_version(admin, started.version_id)
     assert v.status == "ERROR"

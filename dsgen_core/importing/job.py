@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, utcnow
-from dsgen_core.formats.coco_reader import read_coco
-from dsgen_core.importing.checks import check_tables
-from dsgen_core.importing.media_checks import check_media, store_media, with_media_columns
-from dsgen_core.importing.sources import SourceError, resolve_source
 from dsgen_core.jobs.queue import JobContext, JobKind, enqueue, register
-from dsgen_core.lake.store import content_hash, write_tables
 from dsgen_core.validation import ValidationFailed, ValidationReport
 
 if TYPE_CHECKING:
@@ -36,6 +32,13 @@ def _work_dirs(app: App, version_id: int) -> tuple[Path, Path]:
 
 
 def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
+    # Imported here so that registering the job kind (every process does) stays cheap.
+    from dsgen_core.formats.coco_reader import read_coco
+    from dsgen_core.importing.checks import check_tables
+    from dsgen_core.importing.media_checks import check_media, store_media, with_media_columns
+    from dsgen_core.importing.sources import SourceError, resolve_source
+    from dsgen_core.lake.store import content_hash, prepared, write_tables
+
     p = ctx.params
     version_id = int(p["version_id"])
     with app.catalog.session() as s:
@@ -95,9 +98,12 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
             tables.images = with_media_columns(tables.images, media, uris)
         ctx.stage("writing lake")
         tables.meta["source_path"] = str(p["source_path"])
-        write_tables(tables, staging)
-        ctx.stage("hashing")
-        digest = content_hash(tables)
+        tables = prepared(tables)
+        # Hashing and writing both spend their time in Arrow/zstd/sha256 without the GIL.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(content_hash, tables)
+            write_tables(tables, staging)
+            digest = hashing.result()
         ctx.check_cancel()
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
