@@ -24,16 +24,16 @@ def test_migrations_match_models(catalog_url):
     cat.dispose()
 
 
-def test_head_revision_constant_is_alembics_head(catalog_url):
+def test_head_revisions_constant_is_alembics_heads(catalog_url):
     from alembic.script import ScriptDirectory
 
-    from dsgen_core.catalog.db import HEAD_REVISION, alembic_config, current_revision
+    from dsgen_core.catalog.db import HEAD_REVISIONS, alembic_config, current_revisions
 
     cat = Catalog(catalog_url)
-    assert ScriptDirectory.from_config(alembic_config(cat.engine)).get_current_head() == HEAD_REVISION
-    assert current_revision(cat.engine) is None
+    assert set(ScriptDirectory.from_config(alembic_config(cat.engine)).get_heads()) == HEAD_REVISIONS
+    assert current_revisions(cat.engine) == frozenset()
     cat.migrate()
-    assert current_revision(cat.engine) == HEAD_REVISION
+    assert current_revisions(cat.engine) == HEAD_REVISIONS
     cat.dispose()
 
 
