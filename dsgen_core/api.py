@@ -19,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from dsgen_core import permissions
 from dsgen_core.app import App
-from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, Job, LineageEdge
-from dsgen_core.errors import InvalidRequest, NotFound
+from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, Job, LineageEdge, Organization
+from dsgen_core.errors import InvalidRequest, NotFound, PermissionDenied
+from dsgen_core.facade_access import AccessFacade
+from dsgen_core.facade_curation import CurationFacade
 from dsgen_core.importing import job as import_job
 from dsgen_core.jobs import queue
 from dsgen_core.lake.views import scan_params, scan_sql
@@ -72,6 +74,9 @@ class GroupInfo:
     num_annotations: int
     num_categories: int
     versions: list[VersionInfo]
+    role: str | None = None  # the asking user's role: viewer | editor | owner
+    organization: str | None = None  # for visibility "organization"
+    deleted_at: datetime | None = None
 
 
 @dataclass
@@ -151,7 +156,7 @@ def _next_version(existing: list[str]) -> str:
     return f"{major}.{minor + 1}.0"
 
 
-class Dsgen:
+class Dsgen(CurationFacade, AccessFacade):
     """The facade object; open it once per process and share it."""
 
     def __init__(self, app: App):
@@ -171,33 +176,50 @@ class Dsgen:
 
     def list_groups(self, actor: Actor) -> list[GroupInfo]:
         with self.app.catalog.session() as s:
-            groups = s.scalars(select(DatasetGroup).where(DatasetGroup.deleted_at.is_(None)).order_by(DatasetGroup.id)).all()
-            return [self._group_info(s, g) for g in groups if permissions.can_read(actor, g)]
+            permissions.require_login(actor)
+            groups = s.scalars(
+                select(DatasetGroup)
+                .where(DatasetGroup.deleted_at.is_(None), permissions.readable_clause(actor))
+                .order_by(DatasetGroup.id)
+            ).all()
+            return [self._group_info(s, g, actor) for g in groups]
 
     def get_group(self, actor: Actor, group: int | str) -> GroupInfo:
         with self.app.catalog.session() as s:
-            g = self._load_group(s, group)
-            permissions.require_read(actor, g)
-            return self._group_info(s, g)
+            g = self._load_group(s, group, actor, "viewer")
+            return self._group_info(s, g, actor)
 
     def get_version(self, actor: Actor, version_id: int) -> VersionInfo:
         with self.app.catalog.session() as s:
-            v = self._load_version(s, version_id)
-            permissions.require_read(actor, v.group)
+            v = self._load_version(s, version_id, actor, "viewer")
             return self._version_info(s, v)
 
-    def _load_group(self, s, group: int | str) -> DatasetGroup:  # noqa: ANN001
+    def _load_group(self, s, group: int | str, actor: Actor | None = None,  # noqa: ANN001
+                    needed: str | None = None) -> DatasetGroup:
+        """Load a live group; with `needed`, also check the actor's role. A group the actor may not
+        read gets the very message of a missing one, so names and ids do not leak."""
         q = select(DatasetGroup).where(DatasetGroup.deleted_at.is_(None))
         q = q.where(DatasetGroup.id == group) if isinstance(group, int) else q.where(DatasetGroup.name == group)
         g = s.scalars(q).first()
         if g is None:
             raise NotFound(f"dataset group {group!r} not found")
+        if needed:
+            try:
+                permissions.require_role(actor, g, needed)
+            except NotFound:
+                raise NotFound(f"dataset group {group!r} not found") from None
         return g
 
-    def _load_version(self, s, version_id: int) -> DatasetVersion:  # noqa: ANN001
+    def _load_version(self, s, version_id: int, actor: Actor | None = None,  # noqa: ANN001
+                      needed: str | None = None) -> DatasetVersion:
         v = s.get(DatasetVersion, int(version_id))
         if v is None or v.deleted_at is not None or v.group.deleted_at is not None:
             raise NotFound(f"dataset version {version_id} not found")
+        if needed:
+            try:
+                permissions.require_role(actor, v.group, needed)
+            except NotFound:
+                raise NotFound(f"dataset version {version_id} not found") from None
         return v
 
     def _version_info(self, s, v: DatasetVersion) -> VersionInfo:  # noqa: ANN001
@@ -210,7 +232,7 @@ class Dsgen:
             validation_report=ValidationReport.from_dict(v.validation_report), parents=parents,
         )
 
-    def _group_info(self, s, g: DatasetGroup) -> GroupInfo:  # noqa: ANN001
+    def _group_info(self, s, g: DatasetGroup, actor: Actor | None = None) -> GroupInfo:  # noqa: ANN001
         versions = [self._version_info(s, v) for v in g.versions if v.deleted_at is None]
         newest_ready: dict[str, VersionInfo] = {}
         for v in versions:
@@ -229,6 +251,9 @@ class Dsgen:
             num_annotations=sum(v.num_annotations for v in newest_ready.values()),
             num_categories=max((v.num_categories for v in newest_ready.values()), default=0),
             versions=versions,
+            role=permissions.role_of(actor, g, s) if actor else None,
+            organization=s.get(Organization, g.org_id).name if g.org_id else None,
+            deleted_at=g.deleted_at,
         )
 
     # ----- import ---------------------------------------------------------------------------
@@ -310,6 +335,9 @@ class Dsgen:
                         s.flush()
                         s.add(AuditEntry(user_id=actor.id, action="group.create", target_type="group",
                                          target_id=g.id, details={"name": g.name}))
+                    elif not permissions.can_read(actor, g):
+                        # Names are unique, so this much is unavoidable; nothing else about it is told.
+                        raise PermissionDenied(f"the group name {req.group!r} is taken; pick another name")
                     else:
                         permissions.require_edit(actor, g)
                     existing = list(s.scalars(select(DatasetVersion.version).where(
@@ -387,8 +415,7 @@ class Dsgen:
 
     def _ready_folder(self, actor: Actor, version_id: int) -> Path:
         with self.app.catalog.session() as s:
-            v = self._load_version(s, version_id)
-            permissions.require_read(actor, v.group)
+            v = self._load_version(s, version_id, actor, "viewer")
             if v.status != "READY":
                 raise InvalidRequest(f"version {version_id} is {v.status}, not READY")
             return self.app.settings.lake_root / v.lake_path
@@ -458,10 +485,16 @@ class Dsgen:
         return out_path
 
     def counts(self, actor: Actor) -> dict[str, int]:
+        """How many groups and versions the actor may see."""
+        permissions.require_login(actor)
+        visible = (DatasetGroup.deleted_at.is_(None), permissions.readable_clause(actor))
         with self.app.catalog.session() as s:
             return {
-                "groups": s.scalar(select(func.count(DatasetGroup.id)).where(DatasetGroup.deleted_at.is_(None))),
-                "versions": s.scalar(select(func.count(DatasetVersion.id))),
+                "groups": s.scalar(select(func.count(DatasetGroup.id)).where(*visible)),
+                "versions": s.scalar(
+                    select(func.count(DatasetVersion.id)).join(DatasetGroup)
+                    .where(*visible, DatasetVersion.deleted_at.is_(None))
+                ),
             }
 
 

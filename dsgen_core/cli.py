@@ -206,7 +206,7 @@ def cmd_demo(args) -> int:  # noqa: ANN001
 
 def _streamlit_cmd(port: int, address: str) -> list[str]:
     return [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "server.py"),
         "--server.port", str(port), "--server.address", address, "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]

@@ -24,6 +24,8 @@ class Storage(Protocol):
 
     def exists(self, uri: str) -> bool: ...
 
+    def delete(self, uri: str) -> bool: ...
+
 
 def file_uri(path: Path) -> str:
     """URI for a file registered in place."""
@@ -75,3 +77,14 @@ class LocalStorage:
     def exists(self, uri: str) -> bool:
         path = self.local_path(uri)
         return bool(path and path.exists())
+
+    def delete(self, uri: str) -> bool:
+        """Remove a managed blob (never an in-place file: those belong to the user); True if removed."""
+        if urlparse(uri).scheme != "blob":
+            return False
+        path = self.local_path(uri)
+        try:
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return False

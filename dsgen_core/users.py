@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from dsgen_core.catalog.models import AuditEntry, User
 from dsgen_core.errors import NotFound
 
-_hasher = PasswordHasher()
+password_hasher = PasswordHasher()  # argon2id with the library's defaults
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Actor:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return password_hasher.hash(password)
 
 
 def to_actor(user: User) -> Actor:

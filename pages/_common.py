@@ -19,6 +19,7 @@ import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
 from dsgen_core.api import Dsgen
+from dsgen_core.auth import SESSION_COOKIE
 from dsgen_core.errors import DsgenError
 from dsgen_core.users import Actor
 from dsgen_core.validation import ValidationReport
@@ -31,6 +32,9 @@ PAGE_DATASETS = "pages/datasets.py"
 PAGE_IMPORT = "pages/import_data.py"
 PAGE_DATASET = "pages/dataset.py"
 PAGE_JOBS = "pages/jobs.py"
+PAGE_ACCOUNT = "pages/account.py"
+PAGE_ADMIN = "pages/admin.py"
+PAGE_AUDIT = "pages/audit.py"
 
 VERSION_BADGES = {
     "READY": "🟢 READY",
@@ -62,9 +66,25 @@ def get_api() -> Dsgen:
     return _open_api(os.environ.get("DSGEN_HOME"), os.environ.get("DSGEN_CATALOG_URL"))
 
 
+def current_token() -> str | None:
+    """The session token: the HttpOnly cookie set by /auth/login (AppTest sets session_state instead)."""
+    try:
+        token = st.context.cookies.get(SESSION_COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (bare mode)
+        token = None
+    if not isinstance(token, str) or not token:  # AppTest: no request, no cookies
+        token = st.session_state.get("dsgen_token")
+    return token if isinstance(token, str) else None
+
+
 def current_actor() -> Actor:
-    """The acting user of this session. The single place to change when the login arrives."""
-    return get_api().default_actor
+    """The logged-in user; without a live session the page says so, links to the log-in and stops."""
+    actor = get_api().actor_for_token(current_token())
+    if actor is None:
+        st.warning("You are not logged in, or your session has ended.")
+        st.markdown('<a href="/auth/login" target="_self">Log in</a>', unsafe_allow_html=True)
+        st.stop()
+    return actor
 
 
 class _Failed:

@@ -205,6 +205,55 @@ def page() -> None:
         "⬇️ Download COCO JSON", data=export_callable(vid), file_name=f"{g.name}-{v.split}-v{v.version}.json",
         mime="application/json", key=f"ds_download_{vid}",
     )
+    if g.role == "owner":
+        access_section(g)
+
+
+def access_section(g) -> None:  # noqa: ANN001
+    """Owners: visibility, grants and deletion. The core checks ownership again on every call."""
+    st.subheader("Access")
+    st.caption(f"Your role: **{g.role}** · viewers read and export; editors also tag, edit and import; "
+               "owners also grant, change visibility and delete.")
+    c1, c2, c3 = st.columns([1, 1, 1])
+    options = ["private", "organization", "public"]
+    visibility = c1.selectbox("Visibility", options, index=options.index(g.visibility), key=f"acc_vis_{g.id}")
+    orgs = call("list_orgs")
+    org_names = [o.name for o in orgs] if orgs is not FAILED else []
+    org = None
+    if visibility == "organization":
+        org = c2.selectbox("Organization", org_names or ["(you belong to none)"], key=f"acc_org_{g.id}",
+                           index=org_names.index(g.organization) if g.organization in org_names else 0)
+    if c3.button("Apply visibility", key=f"acc_apply_{g.id}", width="stretch"):
+        if call("set_visibility", g.id, visibility, org) is not FAILED:
+            st.success(f"Visibility is now {visibility}.")
+            st.rerun()
+    grants = call("list_grants", g.id)
+    if grants is not FAILED:
+        if grants:
+            st.dataframe(pd.DataFrame([{"user": x.username, "role": x.role, "granted by": x.granted_by or "",
+                                        "since": fmt_time(x.created_at)} for x in grants]),
+                         hide_index=True, width="stretch")
+        else:
+            st.caption("No one else has been granted access.")
+    users = call("list_usernames")
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    who = c1.selectbox("User", users if users is not FAILED else [], key=f"acc_user_{g.id}")
+    role = c2.selectbox("Role", ["viewer", "editor", "owner"], key=f"acc_role_{g.id}")
+    if c3.button("Grant", key=f"acc_grant_{g.id}", width="stretch", type="primary") and who:
+        if call("grant", g.id, who, role) is not FAILED:
+            st.rerun()
+    if c4.button("Revoke", key=f"acc_revoke_{g.id}", width="stretch") and who:
+        if call("revoke", g.id, who) is not FAILED:
+            st.rerun()
+    with st.expander("Delete this group"):
+        st.write(f"Deleting hides **{g.name}** and its {len(g.versions)} version(s) from everyone. It can be "
+                 "restored from the Datasets page until an owner purges it; storage is freed only by a purge.")
+        typed = st.text_input(f"Type the group name ({g.name}) to confirm", key=f"acc_del_confirm_{g.id}")
+        if st.button("Delete group", key=f"acc_del_{g.id}", disabled=typed != g.name):
+            if call("delete_group", g.id) is not FAILED:
+                st.session_state.pop("ds_group", None)
+                st.session_state.pop("ds_version", None)
+                st.rerun()
 
 
 page()

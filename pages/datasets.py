@@ -125,6 +125,28 @@ else:
                 )
             if len(newest_first) > MAX_LINKS:
                 st.caption(f"{len(newest_first) - MAX_LINKS} older version(s): pick them on the Dataset page.")
-            st.caption(f"Created {fmt_time(g.created_at)} by {g.owner or '—'} · visibility {g.visibility}")
+            st.caption(f"Created {fmt_time(g.created_at)} by {g.owner or '—'} · visibility {g.visibility}"
+                       f" · your role: {g.role}")
 
+
+def deleted_groups() -> None:
+    """Soft-deleted groups the user owns: restore, or purge (frees storage; cannot be undone)."""
+    gone = call("list_deleted_groups")
+    if gone is FAILED or not gone:
+        return
+    with st.expander(f"🗑️ Deleted groups ({len(gone)})"):
+        for g in gone:
+            c1, c2, c3 = st.columns([3, 1, 1])
+            c1.write(f"**{g.name}** · deleted {fmt_time(g.deleted_at)} · {len(g.versions)} version(s)")
+            if c2.button("Restore", key=f"restore_{g.id}", width="stretch"):
+                if call("restore_group", g.id) is not FAILED:
+                    st.rerun()
+            confirm = c3.checkbox("I understand purge cannot be undone", key=f"purge_ok_{g.id}")
+            if c3.button("Purge storage", key=f"purge_{g.id}", disabled=not confirm, width="stretch"):
+                result = call("purge_group", g.id)
+                if result is not FAILED:
+                    st.success(f"Purged {result['versions']} version folder(s) and {result['blobs']} image file(s).")
+
+
+deleted_groups()
 run_caption()

@@ -69,3 +69,34 @@ def test_first_start_creates_admin_without_default_password(dsgen_env, monkeypat
         assert PasswordHasher().verify(user.password_hash, api.admin_password)
     again = Dsgen.open()
     assert again.admin_password is None and again.default_actor == api.default_actor
+
+
+def test_upgrade_keeps_rows_written_under_the_first_schema(catalog_url):
+    """A catalog with data at revision 0001 upgrades in place (SQLite: no table rebuild)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from dsgen_core.catalog.db import alembic_config
+
+    cat = Catalog(catalog_url)
+    cfg = alembic_config(cat.engine)
+    with cat.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with cat.engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id, username, is_admin, is_active, created_at) "
+                          "VALUES (1, 'old', true, true, '2026-01-01')"))
+        conn.execute(text("INSERT INTO dataset_groups (id, name, description, dataset_type, modality, task_types, "
+                          "format, owner_id, visibility, created_at) VALUES (1, 'g', '', 'RAW', 'image', '[]', "
+                          "'coco', 1, 'private', '2026-01-01')"))
+        conn.execute(text("INSERT INTO dataset_versions (id, group_id, split, version, status, num_images, "
+                          "num_annotations, num_categories, in_place, created_at) "
+                          "VALUES (1, 1, 'train', '1.0.0', 'READY', 3, 4, 2, false, '2026-01-01')"))
+    cat.migrate()
+    with cat.session() as s:
+        g = s.get(DatasetGroup, 1)
+        assert g.name == "g" and g.org_id is None and len(g.versions) == 1
+        assert s.get(DatasetVersion, 1).num_images == 3
+    with cat.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    cat.dispose()

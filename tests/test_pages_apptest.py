@@ -49,8 +49,22 @@ def imported(app_env, api, small_zip):
     return api.get_version(actor, started.version_id)
 
 
-def run_page(page: str | None = None, **query: str) -> AppTest:
+def admin_token() -> str:
+    """A live session of the installation's admin: AppTest has no cookies, so it goes in session_state."""
+    from pages._common import get_api
+
+    return get_api().login("admin", "test-admin-pw").token
+
+
+def new_app(token: str | None = "admin") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if token:
+        at.session_state["dsgen_token"] = admin_token() if token == "admin" else token
+    return at
+
+
+def run_page(page: str | None = None, **query: str) -> AppTest:
+    at = new_app()
     for k, v in query.items():
         at.query_params[k] = v
     at.run()

@@ -4,7 +4,14 @@ See docs/query-dsl.md for the language; compiler.py for the relations the SQL ex
 """
 
 from dsgen_core.query.ast import Node, QueryError
-from dsgen_core.query.compiler import CompiledQuery, Compiler, compile_query, field_names, images_sql
+from dsgen_core.query.compiler import (
+    CompiledQuery,
+    Compiler,
+    compile_query,
+    field_names,
+    images_sql,
+    page_sql,
+)
 from dsgen_core.query.parser import parse
 
 __all__ = [
@@ -15,5 +22,6 @@ __all__ = [
     "compile_query",
     "field_names",
     "images_sql",
+    "page_sql",
     "parse",
 ]

@@ -21,7 +21,7 @@ and pass the subclass to :func:`compile_query`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal as Kind
 from typing import NamedTuple
@@ -177,6 +177,14 @@ class Compiler:
         sub = "SELECT c.category_id FROM categories c WHERE c.version_id = a.version_id"
         return f"a.category_id IN ({sub} AND c.{column} = {name})"
 
+    def attribute_text(self, key: str) -> str:
+        """Text SQL of attribute `key` of annotation `a` (NULL when absent or JSON null)."""
+        return f"json_extract_string(a.attributes, {self.param(json_pointer(key))})"
+
+    def attribute_number(self, key: str) -> str:
+        """Numeric SQL of attribute `key` of annotation `a` (NULL when absent or not a number)."""
+        return f"TRY_CAST({self.attribute_text(key)} AS DOUBLE)"
+
     # -- tree walk ----------------------------------------------------------------------------
     def node(self, node: Node, level: Level) -> Frag:
         if isinstance(node, MatchAll):
@@ -242,13 +250,11 @@ class Compiler:
             column = ANNOTATION_COLUMNS[r.name]
             return Frag(self.compare(column.sql, column.type, t), column.nullable)
         if r.kind == "attr":
-            return Frag(self.dynamic(t, "a", self.param(json_pointer(r.key))), True)
+            return Frag(self.dynamic(t, "a", r.key), True)
         if r.kind == "has_attr":
             if t.op != ":":
                 raise QueryError("has takes ':'", t.op_pos, "has:attr.<key>, e.g. has:attr.occluded")
-            return Frag(
-                f"(json_extract_string(a.attributes, {self.param(json_pointer(r.key))}) IS NOT NULL)", True
-            )
+            return Frag(f"({self.attribute_text(r.key)} IS NOT NULL)", True)
         if r.name in CATEGORY_COLUMNS:
             self.require_equality(t, "text")
             match = self.annotation_category(CATEGORY_COLUMNS[r.name], self.param(t.value.raw))
@@ -334,13 +340,12 @@ class Compiler:
             raise _mismatch(t, f"a number, e.g. {t.field}>10 or {t.field}:10..20")
         return f"{sql} {SQL_OP[t.op]} {self.param(value.value)}"
 
-    def dynamic(self, t: Term, alias: Kind["m", "a"], path: str = "") -> str:
-        """Compare a metadata value (alias m) or JSON attribute (alias a) by the type of the literal."""
+    def dynamic(self, t: Term, alias: Kind["m", "a"], key: str = "") -> str:
+        """Compare a metadata value (alias m) or attribute `key` (alias a) by the type of the literal."""
         value = t.value
-        text_sql = "m.value_str" if alias == "m" else f"json_extract_string(a.attributes, {path})"
         if isinstance(value, Range) or value.kind == "number":
-            num_sql = "m.value_num" if alias == "m" else f"TRY_CAST({text_sql} AS DOUBLE)"
-            return self.numeric(num_sql, t)
+            return self.numeric("m.value_num" if alias == "m" else self.attribute_number(key), t)
+        text_sql = "m.value_str" if alias == "m" else self.attribute_text(key)
         if value.kind == "bool":
             self.require_equality(t, "true/false")
             if alias == "m":
@@ -448,6 +453,29 @@ SORT_KEYS = {
 }
 
 
+def _order(
+    order_by: str, descending: bool, sort_columns: Mapping[str, str] | None, params: dict[str, object]
+) -> tuple[str, list[str]]:
+    """The metadata join (if any) and the ORDER BY expressions, tie-broken by image id."""
+    columns = sort_columns if sort_columns is not None else SORT_KEYS
+    if order_by.lower().startswith(METADATA_PREFIX) and len(order_by) > len(METADATA_PREFIX):
+        params["sort_key"] = order_by[len(METADATA_PREFIX) :]
+        join = " LEFT JOIN metadata s ON s.version_id = i.version_id AND s.image_id = i.image_id AND s.key = $sort_key"
+        return join, ["s.value_num", "s.value_str", "s.value_bool", "i.image_id"]
+    if order_by in columns:
+        return "", [columns[order_by], "i.image_id"]
+    raise ValueError(f"cannot sort by {order_by!r}; expected one of {', '.join(SORT_KEYS)} or metadata.<key>")
+
+
+def _paging(name: str, value: int | None, params: dict[str, object]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{'limit' if name == 'lim' else 'offset'} must be a non-negative int, got {value!r}")
+    params[name] = value
+    return f" {'LIMIT' if name == 'lim' else 'OFFSET'} ${name}"
+
+
 def images_sql(
     compiled: CompiledQuery,
     order_by: str = "file_name",
@@ -456,34 +484,44 @@ def images_sql(
     offset: int | None = None,
     *,
     version_id: int | None = None,
+    sort_columns: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, object]]:
-    """A full `SELECT i.image_id` for the gallery: whitelisted sort key, stable tie-break, paging as params."""
+    """A full `SELECT i.image_id` for the gallery: whitelisted sort key, stable tie-break, paging as params.
+
+    `sort_columns` may map the SORT_KEYS names to other (fixed) SQL, e.g. a precomputed rank column."""
     params = dict(compiled.params)
     direction = "DESC" if descending else "ASC"
-    join = ""
-    if order_by.lower().startswith(METADATA_PREFIX) and len(order_by) > len(METADATA_PREFIX):
-        params["sort_key"] = order_by[len(METADATA_PREFIX) :]
-        join = " LEFT JOIN metadata s ON s.version_id = i.version_id AND s.image_id = i.image_id AND s.key = $sort_key"
-        keys = ["s.value_num", "s.value_str", "s.value_bool"]
-    elif order_by in SORT_KEYS:
-        keys = [SORT_KEYS[order_by]]
-    else:
-        raise ValueError(
-            f"cannot sort by {order_by!r}; expected one of {', '.join(SORT_KEYS)} or metadata.<key>"
-        )
+    join, keys = _order(order_by, descending, sort_columns, params)
     where = compiled.where
     if version_id is not None:
         params["version_id"] = version_id
         where = f"i.version_id = $version_id AND {where}"
-    order = ", ".join(f"{key} {direction} NULLS LAST" for key in [*keys, "i.image_id"])
+    order = ", ".join(f"{key} {direction} NULLS LAST" for key in keys)
     sql = f"SELECT i.image_id FROM images i{join} WHERE {where} ORDER BY {order}"  # noqa: S608 - whitelisted SQL
-    for name, value in (("lim", limit), ("off", offset)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(
-                f"{'limit' if name == 'lim' else 'offset'} must be a non-negative int, got {value!r}"
-            )
-        params[name] = value
-        sql += f" {'LIMIT' if name == 'lim' else 'OFFSET'} ${name}"
+    sql += _paging("lim", limit, params) + _paging("off", offset, params)
+    return sql, params
+
+
+def page_sql(
+    compiled: CompiledQuery,
+    order_by: str = "file_name",
+    descending: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    sort_columns: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, object]]:
+    """One row `(total, ids)`: the match count and one sorted page of image ids, filtering only once."""
+    params = dict(compiled.params)
+    direction = "DESC" if descending else "ASC"
+    join, keys = _order(order_by, descending, sort_columns, params)
+    picked = ", ".join(f"{key} AS k{n}" for n, key in enumerate(keys))
+    order = ", ".join(f"k{n} {direction} NULLS LAST" for n in range(len(keys)))
+    paging = _paging("lim", limit, params) + _paging("off", offset, params)
+    sql = (
+        f"WITH r AS MATERIALIZED (SELECT {picked} FROM images i{join} WHERE {compiled.where}) "  # noqa: S608
+        f"SELECT (SELECT count(*) FROM r), "
+        f"(SELECT coalesce(list(k{len(keys) - 1} ORDER BY {order}), []) FROM "
+        f"(SELECT * FROM r ORDER BY {order}{paging}))"
+    )
     return sql, params

@@ -67,7 +67,7 @@ class Server:
 
 @pytest.fixture
 def dsgen_server(dsgen_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
-    """`streamlit run app.py` and `python -m dsgen_core.cli worker` on the fresh installation of this test."""
+    """`streamlit run server.py` (app + log-in routes) and a worker on the fresh installation of this test."""
     env = {**os.environ, **dsgen_env, "PYTHONUNBUFFERED": "1"}
     port = free_port()
     logs = [tmp_path / "streamlit.log", tmp_path / "worker.log"]
@@ -75,7 +75,7 @@ def dsgen_server(dsgen_env: dict[str, str], tmp_path: Path, request: pytest.Fixt
     files = [open(p, "wb") for p in logs]  # noqa: SIM115 - closed at teardown
     try:
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", "server.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=files[0], stderr=subprocess.STDOUT,
@@ -120,19 +120,39 @@ def chromium():  # noqa: ANN201
         pw.stop()
 
 
-@pytest.fixture
-def ui(chromium, dsgen_server: Server):  # noqa: ANN001, ANN201
-    """A fresh browser page (own context) on the test's server."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    # The first session of a fresh server runs Streamlit's old pages/-folder mode once before app.py's
-    # st.navigation takes over, so a deep link in that first session shows a spurious "Page not found".
-    # Open the main page first (as a person would), which also waits for the app to be up.
-    page.goto(dsgen_server.url)
+def log_in(page, url: str, username: str, password: str) -> None:  # noqa: ANN001
+    """Through the real log-in form: every page redirects there first without a session cookie."""
+    page.goto(url)
+    page.wait_for_url("**/auth/login**")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
     page.get_by_text("dsgen · run").wait_for(timeout=30_000)
+
+
+@pytest.fixture
+def new_page(chromium, dsgen_server: Server):  # noqa: ANN001, ANN201
+    """Factory: a fresh browser context (own cookies) per call, logged in when given credentials."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    contexts = []
+
+    def make(username: str | None = "admin", password: str = "test-admin-pw"):  # noqa: ANN202
+        context = chromium.new_context(viewport={"width": 1440, "height": 1000})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        if username:
+            log_in(page, dsgen_server.url, username, password)
+        return page
+
     try:
-        yield page
+        yield make
     finally:
-        context.close()
+        for c in contexts:
+            c.close()
+
+
+@pytest.fixture
+def ui(new_page):  # noqa: ANN001, ANN201
+    """A browser page logged in as the installation's admin."""
+    return new_page()

@@ -6,74 +6,15 @@ Screenshots land in tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from ui_helpers import act, fill, shot, wait_idle
 
 from dsgen_core.sample_data import SampleSpec, generate_cvat_coco_zip
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-RUN_RE = re.compile(r"dsgen · run (\d+)")
 NUM_IMAGES = 12
-
-
-def run_count(page) -> int:  # noqa: ANN001
-    """The page's run counter (the caption every page ends with); 0 while none is shown."""
-    loc = page.get_by_text(RUN_RE)
-    if loc.count() == 0:
-        return 0
-    m = RUN_RE.search(loc.first.inner_text())
-    return int(m.group(1)) if m else 0
-
-
-def wait_idle(page, timeout: float = 20.0) -> int:  # noqa: ANN001
-    """Wait until a run has finished: the counter is shown and the app is not running a script."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        n = run_count(page)
-        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
-        if n and state != "running":
-            return n
-        time.sleep(0.05)
-    raise TimeoutError("the page did not finish a run")
-
-
-def act(page, action: Callable[[], object], timeout: float = 30.0) -> int:  # noqa: ANN001
-    """Do something that triggers a rerun and wait until the run counter moves past its old value."""
-    before = wait_idle(page)
-    action()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        n = run_count(page)
-        if n > before:
-            return wait_idle(page)
-        time.sleep(0.05)
-    raise TimeoutError(f"no rerun after the action (run counter stayed at {before})")
-
-
-def shot(page, name: str) -> Path:  # noqa: ANN001
-    """The whole page: Streamlit scrolls inside its main section, so grow the viewport to fit it first."""
-    path = ARTIFACTS / f"{name}.png"
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"]')]"
-        ".map(e => e.scrollHeight), document.body.scrollHeight)"
-    )
-    page.set_viewport_size({"width": size["width"], "height": min(6000, max(size["height"], int(height) + 40))})
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(size)
-    return path
-
-
-def fill(page, label: str, value: str) -> None:  # noqa: ANN001
-    box = page.get_by_label(label, exact=True)
-    if box.input_value() != value:  # an unchanged value commits nothing and causes no rerun
-        act(page, lambda: (box.fill(value), box.press("Enter")))
 
 
 def test_upload_check_import_and_browse(ui, dsgen_server, tmp_path):

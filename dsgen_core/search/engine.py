@@ -1,0 +1,171 @@
+"""One dataset version loaded into an in-process DuckDB, plus a mirror of its curation rows.
+
+The lake part is built once (lake versions are immutable once READY): images with per-class
+count columns and a file-name rank, annotations without geometry lists but with one text and one
+number column per attribute key, categories. The curation part (`tags`, `metadata`) follows the
+catalog: `sync` applies the rows written after the sequence number it has seen, `apply` takes a
+transaction's own rows directly (write-through), so an edit is searchable without re-reading it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from dsgen_core.curation.store import ChangeSet, MetaRow, TagRow
+from dsgen_core.lake.views import scan_params, scan_sql
+from dsgen_core.search.compiler import EngineSchema, compiler_for
+
+MAX_COUNT_COLUMNS = 256  # categories beyond this: counts come from the annotations table instead
+MAX_ATTR_COLUMNS = 32
+_PARAM_RE = re.compile(r"\$([A-Za-z_]\w*)")
+TAG_SCHEMA = pa.schema([("image_id", pa.int64()), ("tag", pa.string()), ("deleted", pa.bool_())])
+META_SCHEMA = pa.schema([("image_id", pa.int64()), ("key", pa.string()), ("value_type", pa.string()),
+                         ("value_str", pa.string()), ("value_num", pa.float64()), ("value_bool", pa.bool_()),
+                         ("deleted", pa.bool_())])
+Fetch = Callable[[int], tuple[list[TagRow], list[MetaRow]]]
+
+
+def used_params(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """Only the parameters the SQL names: DuckDB refuses extra ones (the tuned compiler drops some)."""
+    names = set(_PARAM_RE.findall(sql))
+    return {k: v for k, v in params.items() if k in names}
+
+
+class VersionEngine:
+    """Search tables of one version; thread-safe: queries use per-thread cursors, updates a lock."""
+
+    def __init__(self, version_id: int, folder: Path, split: str | None) -> None:
+        self.version_id = version_id
+        self.folder = folder
+        self.seq = 0
+        self.metadata_keys: list[str] = []
+        self._db = duckdb.connect()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.schema = self._load(split)
+        self.compiler = compiler_for(self.schema)
+
+    # -- building -----------------------------------------------------------------------------
+    def _load(self, split: str | None) -> EngineSchema:
+        db, folder, vid = self._db, self.folder, int(self.version_id)
+        db.execute(f"CREATE TABLE categories AS SELECT *, {vid}::BIGINT AS version_id FROM read_parquet($c)",  # noqa: S608
+                   scan_params(folder, c="categories"))
+        cats = db.execute("SELECT category_id, name, supercategory FROM categories ORDER BY category_id").fetchall()
+        by_name: dict[str, list[int]] = {}
+        by_super: dict[str, list[int]] = {}
+        for cid, name, sup in cats:
+            by_name.setdefault(name, []).append(int(cid))
+            if sup is not None:
+                by_super.setdefault(sup, []).append(int(cid))
+        anns = scan_sql(folder, "annotations", "a")
+        db.execute(
+            f"CREATE TABLE annotations AS SELECT * EXCLUDE (polygons, rle, keypoints, extra), "  # noqa: S608
+            f"{vid}::BIGINT AS version_id FROM {anns}", scan_params(folder, a="annotations"))
+        attr_columns = self._attribute_columns()
+        with_counts = len(cats) <= MAX_COUNT_COLUMNS
+        counts = ", ".join(f"count(*) FILTER (WHERE category_id = {int(c)})::INTEGER AS c_{int(c)}"
+                           for c, _, _ in cats) if with_counts and cats else ""
+        if counts:
+            db.execute(f"CREATE TEMP TABLE per_image AS SELECT image_id, {counts} FROM annotations GROUP BY image_id")  # noqa: S608
+            picked = ", " + ", ".join(f"coalesce(k.c_{int(c)}, 0)::INTEGER AS c_{int(c)}" for c, _, _ in cats)
+            join = " LEFT JOIN per_image k USING (image_id)"
+        else:
+            picked, join = "", ""
+        db.execute(
+            f"CREATE TABLE images AS SELECT i.*, {vid}::BIGINT AS version_id, $split::VARCHAR AS split, "  # noqa: S608
+            f"(row_number() OVER (ORDER BY i.file_name, i.image_id))::INTEGER AS file_rank{picked} "
+            f"FROM read_parquet($i) i{join} ORDER BY i.image_id",
+            {"split": split, **scan_params(folder, i="images")})
+        db.execute("DROP TABLE IF EXISTS per_image")
+        db.execute("CREATE TABLE tags (version_id BIGINT, image_id BIGINT, tag VARCHAR)")
+        db.execute("CREATE TABLE metadata (version_id BIGINT, image_id BIGINT, key VARCHAR, value_type VARCHAR, "
+                   "value_str VARCHAR, value_num DOUBLE, value_bool BOOLEAN)")
+        return EngineSchema(by_name=by_name, by_super=by_super, count_columns=with_counts,
+                            attr_columns=attr_columns)
+
+    def _attribute_columns(self) -> dict[str, int]:
+        """Extract the most common attribute keys into typed columns, exactly as the JSON path would read them."""
+        try:
+            keys = [r[0] for r in self._db.execute(
+                "SELECT k, count(*) FROM (SELECT unnest(json_keys(attributes)) AS k FROM annotations "
+                "WHERE attributes IS NOT NULL) GROUP BY k ORDER BY 2 DESC, 1 LIMIT $n",
+                {"n": MAX_ATTR_COLUMNS}).fetchall()]
+        except duckdb.Error:
+            return {}  # attributes that are not all JSON objects: keep reading them through JSON paths
+        from dsgen_core.query.compiler import json_pointer
+
+        columns = {key: n for n, key in enumerate(keys)}
+        if columns:
+            parts = [f"json_extract_string(attributes, $k{n}) AS at_{n}" for n in columns.values()]
+            parts += [f"TRY_CAST(json_extract_string(attributes, $k{n}) AS DOUBLE) AS an_{n}" for n in columns.values()]
+            self._db.execute(f"CREATE OR REPLACE TABLE annotations AS SELECT *, {', '.join(parts)} FROM annotations",  # noqa: S608
+                             {f"k{n}": json_pointer(key) for key, n in columns.items()})
+        return columns
+
+    # -- curation mirror ----------------------------------------------------------------------
+    def sync(self, seq: int, fetch: Fetch) -> None:
+        """Bring the mirror to catalog sequence `seq` by applying the rows written after the one it has."""
+        if seq <= self.seq:
+            return
+        with self._lock:
+            if seq <= self.seq:
+                return
+            tags, meta = fetch(self.seq)
+            self._apply_rows(tags, meta, initial=self.seq == 0)
+            self.seq = seq
+
+    def apply(self, changes: ChangeSet) -> bool:
+        """Write-through of this process's own transaction; False when other edits came between."""
+        with self._lock:
+            if changes.seq != self.seq + 1:
+                return False
+            self._apply_rows(changes.tags, changes.meta, initial=False)
+            self.seq = changes.seq
+            return True
+
+    def _apply_rows(self, tags: list[TagRow], meta: list[MetaRow], initial: bool) -> None:
+        cur = self._db.cursor()
+        try:
+            vid = int(self.version_id)
+            if tags:
+                cur.register("chg_tags", pa.Table.from_pylist(
+                    [dict(zip(TAG_SCHEMA.names, r, strict=True)) for r in tags], schema=TAG_SCHEMA))
+                if not initial:
+                    cur.execute("DELETE FROM tags USING chg_tags c WHERE tags.image_id = c.image_id AND tags.tag = c.tag")
+                cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, tag FROM chg_tags WHERE NOT deleted")  # noqa: S608
+                cur.unregister("chg_tags")
+            if meta:
+                cur.register("chg_meta", pa.Table.from_pylist(
+                    [dict(zip(META_SCHEMA.names, r, strict=True)) for r in meta], schema=META_SCHEMA))
+                if not initial:
+                    cur.execute("DELETE FROM metadata USING chg_meta c WHERE metadata.image_id = c.image_id "
+                                "AND metadata.key = c.key")
+                cur.execute(f"INSERT INTO metadata SELECT {vid}, image_id, key, value_type, value_str, value_num, "  # noqa: S608
+                            "value_bool FROM chg_meta WHERE NOT deleted")
+                cur.unregister("chg_meta")
+                self.metadata_keys = [r[0] for r in cur.execute("SELECT DISTINCT key FROM metadata ORDER BY 1").fetchall()]
+        finally:
+            cur.close()
+
+    # -- querying -----------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._db.cursor()
+        return cur
+
+    def execute(self, sql: str, params: dict[str, object] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.cursor().execute(sql, used_params(sql, params or {}))
+
+    def fetchall(self, sql: str, params: dict[str, object] | None = None) -> list[tuple[Any, ...]]:
+        return self.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self._db.close()

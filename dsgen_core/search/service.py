@@ -1,0 +1,113 @@
+"""What the gallery asks an engine: one sorted page with the total, facets, and matching ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dsgen_core.errors import InvalidRequest
+from dsgen_core.query import CompiledQuery, compile_query, page_sql
+from dsgen_core.query.compiler import SORT_KEYS
+from dsgen_core.search.engine import VersionEngine
+
+# file_name sorts on a precomputed rank: the same order as (file_name, image_id), integer-cheap.
+SORT_COLUMNS = {**SORT_KEYS, "file_name": "i.file_rank"}
+MAX_PAGE = 10_000
+
+
+@dataclass
+class SearchPage:
+    total: int
+    image_ids: list[int]
+    seq: int  # curation sequence the answer reflects (a filter snapshot = query + version + seq)
+
+
+@dataclass
+class CategoryFacet:
+    name: str
+    images: int
+    instances: int
+
+
+@dataclass
+class MetadataFacet:
+    key: str
+    images: int
+    top_values: list[tuple[object, int]]
+
+
+@dataclass
+class Facets:
+    total: int
+    categories: list[CategoryFacet] = field(default_factory=list)
+    tags: list[tuple[str, int]] = field(default_factory=list)
+    metadata: list[MetadataFacet] = field(default_factory=list)
+    seq: int = 0
+
+
+def compile_for(engine: VersionEngine, query: str) -> CompiledQuery:
+    return compile_query(query or "", engine.metadata_keys, compiler=engine.compiler)
+
+
+def search_page(engine: VersionEngine, query: str, order_by: str = "file_name", descending: bool = False,
+                limit: int = 100, offset: int = 0) -> SearchPage:
+    if not 0 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"page size {limit}: expected 0..{MAX_PAGE}")
+    compiled = compile_for(engine, query)
+    try:
+        sql, params = page_sql(compiled, order_by, descending, limit, offset, sort_columns=SORT_COLUMNS)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    seq = engine.seq
+    total, ids = engine.execute(sql, params).fetchone()
+    return SearchPage(total=int(total), image_ids=[int(i) for i in ids], seq=seq)
+
+
+def matching_ids(engine: VersionEngine, query: str) -> list[int]:
+    compiled = compile_for(engine, query)
+    sql = f"SELECT i.image_id FROM images i WHERE {compiled.where} ORDER BY i.image_id"  # noqa: S608 - compiled
+    return engine.execute(sql, compiled.params).fetchnumpy()["image_id"].tolist()
+
+
+def unknown_ids(engine: VersionEngine, image_ids: list[int]) -> list[int]:
+    """The given ids that are not images of the version (sorted)."""
+    rows = engine.fetchall("SELECT DISTINCT x FROM unnest($ids::BIGINT[]) t(x) ANTI JOIN images i ON i.image_id = t.x "
+                           "ORDER BY x", {"ids": list(image_ids)})
+    return [int(r[0]) for r in rows]
+
+
+def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
+    """Counts over the query result: categories (images, instances), tags, metadata keys and top values."""
+    compiled = compile_for(engine, query)
+    seq = engine.seq
+    cur = engine.cursor()
+    cur.execute("CREATE OR REPLACE TEMP TABLE facet_r AS "  # noqa: S608 - compiled
+                f"SELECT i.image_id FROM images i WHERE {compiled.where}", compiled.params)
+    try:
+        total = cur.execute("SELECT count(*) FROM facet_r").fetchone()[0]
+        cats = cur.execute(
+            "SELECT c.name, count(DISTINCT a.image_id), count(*) FROM annotations a "
+            "JOIN categories c USING (category_id) SEMI JOIN facet_r r ON r.image_id = a.image_id "
+            "GROUP BY c.name ORDER BY 2 DESC, 1").fetchall()
+        tags = cur.execute("SELECT tag, count(*) FROM tags SEMI JOIN facet_r r USING (image_id) "
+                           "GROUP BY tag ORDER BY 2 DESC, 1 LIMIT $top", {"top": top}).fetchall()
+        keys = cur.execute("SELECT key, count(*) FROM metadata SEMI JOIN facet_r r USING (image_id) "
+                           "GROUP BY key ORDER BY 2 DESC, 1").fetchall()
+        values = cur.execute(
+            "SELECT key, value_type, value_str, value_num, value_bool, count(*) AS n FROM metadata "
+            "SEMI JOIN facet_r r USING (image_id) GROUP BY key, value_type, value_str, value_num, value_bool "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY n DESC, value_str, value_num, value_bool) <= $top "
+            "ORDER BY key, n DESC", {"top": top}).fetchall()
+    finally:
+        cur.execute("DROP TABLE IF EXISTS facet_r")
+    by_key: dict[str, list[tuple[object, int]]] = {}
+    for key, vtype, vs, vn, vb, n in values:
+        value = vb if vtype == "boolean" else (int(vn) if vn is not None and vn.is_integer() else vn) \
+            if vtype == "number" else vs
+        by_key.setdefault(key, []).append((value, int(n)))
+    return Facets(
+        total=int(total),
+        categories=[CategoryFacet(name, int(i), int(n)) for name, i, n in cats],
+        tags=[(t, int(n)) for t, n in tags],
+        metadata=[MetadataFacet(k, int(n), by_key.get(k, [])) for k, n in keys],
+        seq=seq,
+    )

@@ -1,0 +1,222 @@
+"""The fake CVAT itself, driven with plain httpx: it must behave as ../shared/CVAT_API.md says."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import zipfile
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cvat_fake import FakeCvat
+from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
+from PIL import Image
+
+
+def _jpeg(seed: int = 0) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (seed * 40 % 255, 10, 20)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _session(fake: FakeCvat) -> httpx.Client:
+    """Token auth, no cookies kept."""
+    http = httpx.Client(base_url=fake.url)
+    key = http.post("/api/auth/login", json={"username": fake.username, "password": fake.password}).json()["key"]
+    http.cookies.clear()
+    http.headers["Authorization"] = f"Token {key}"
+    return http
+
+
+def _task(http: httpx.Client) -> int:
+    r = http.post("/api/tasks", json={"name": "t", "labels": [{"name": "car", "attributes": []}], "segment_size": 5})
+    assert r.status_code == 201
+    return r.json()["id"]
+
+
+def _poll(http: httpx.Client, rq_id: str) -> list[str]:
+    seen = []
+    for _ in range(200):
+        body = http.get(f"/api/requests/{quote(rq_id, safe='')}").json()
+        seen.append(body["status"])
+        if body["status"] in ("finished", "failed"):
+            return seen
+        time.sleep(0.005)
+    raise AssertionError(seen)
+
+
+def test_auth_401_and_csrf_with_cookies(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = httpx.Client(base_url=fake_cvat.url)
+    assert http.get("/api/server/about").json()["version"] == "2.23.1"  # public
+    assert http.get("/api/tasks").status_code == 401
+    assert http.get("/api/tasks", headers={"Authorization": "Token nope"}).status_code == 401
+    r = http.post("/api/auth/login", json={"username": fake_cvat.username, "password": "bad"})
+    assert r.status_code == 400
+    r = http.post("/api/auth/login", json={"username": fake_cvat.username, "password": fake_cvat.password})
+    key = r.json()["key"]
+    assert "sessionid" in http.cookies  # httpx kept the session cookie...
+    auth = {"Authorization": f"Token {key}"}
+    assert http.get("/api/tasks", headers=auth).status_code == 200  # ...reads work...
+    r = http.post("/api/projects", json={"name": "p", "labels": []}, headers=auth)
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]  # ...writes fail, as on CVAT
+    http.cookies.clear()
+    assert http.post("/api/projects", json={"name": "p", "labels": []}, headers=auth).status_code == 201
+    basic = base64.b64encode(f"{fake_cvat.username}:{fake_cvat.password}".encode()).decode()
+    assert http.get("/api/users/self", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_personal_access_tokens_from_2_48(make_fake) -> None:  # noqa: F811
+    for version, ok in (("2.47.0", False), ("2.48.0", True)):
+        fake = make_fake(version)
+        pat = fake.add_access_token()
+        r = httpx.get(f"{fake.url}/api/users/self", headers={"Authorization": f"Bearer {pat}"})
+        assert (r.status_code == 200) is ok
+
+
+def test_single_request_upload_needs_image_quality_and_client_files(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task(http)
+    files = {"client_files[0]": ("b.jpg", _jpeg(1)), "client_files[1]": ("a.jpg", _jpeg(2))}
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"sorting_method": "predefined"})
+    assert r.status_code == 400 and r.json() == {"image_quality": ["This field is required."]}
+    r = http.post(f"/api/tasks/{tid}/data", files={"images": ("a.jpg", _jpeg())}, data={"image_quality": "70"})
+    assert r.status_code == 400 and "client_files" in r.json()["detail"]
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70", "sorting_method": "predefined"})
+    assert r.status_code == 202
+    assert _poll(http, r.json()["rq_id"]) == ["queued", "started", "finished"]
+    assert fake_cvat.tasks()[0]["frames"] == ["b.jpg", "a.jpg"]  # predefined keeps our order
+    assert http.get(f"/api/tasks/{tid}/status").json()["state"] == "Finished"
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70"})
+    assert r.status_code == 400  # adding more data is not supported
+
+
+def test_multi_request_upload_protocol(make_fake) -> None:  # noqa: F811
+    fake = make_fake("2.72.0", max_files_per_request=2, max_body_bytes=50_000)
+    http = _session(fake)
+    tid = _task(http)
+    url = f"/api/tasks/{tid}/data/"
+    assert http.post(url, headers={"Upload-Start": "true"}).status_code == 202
+    for names in (["c.jpg", "a.jpg"], ["b.jpg"]):
+        files = {f"client_files[{i}]": (n, _jpeg(i)) for i, n in enumerate(names)}
+        assert http.post(url, files=files, headers={"Upload-Multiple": "true"}).status_code == 200
+    three = {f"client_files[{i}]": (f"x{i}.jpg", _jpeg(i)) for i in range(3)}
+    assert http.post(url, files=three, headers={"Upload-Multiple": "true"}).status_code == 400  # too many files
+    huge = {"client_files[0]": ("h.jpg", b"x" * 60_000)}
+    assert http.post(url, files=huge, headers={"Upload-Multiple": "true"}).status_code == 413  # proxy limit
+    # the refused requests left nothing behind: the uploaded set is still c, a, b
+    bad = {"image_quality": 70, "sorting_method": "predefined", "upload_file_order": ["a.jpg"]}
+    assert http.post(url, json=bad, headers={"Upload-Finish": "true"}).status_code == 400
+    order = {"image_quality": 70, "sorting_method": "predefined", "upload_file_order": ["b.jpg", "c.jpg", "a.jpg"]}
+    r = http.post(url, json=order, headers={"Upload-Finish": "true"})
+    assert r.status_code == 202 and r.json()["rq_id"] == f"action=create&target=task&target_id={tid}"
+    assert _poll(http, r.json()["rq_id"])[-1] == "finished"
+    assert fake.tasks()[0]["frames"] == ["b.jpg", "c.jpg", "a.jpg"]
+    recorded = fake.requests("POST", "/data/$")
+    assert [r.status for r in recorded] == [202, 200, 200, 400, 413, 400, 202]
+    assert [r.files for r in recorded[:3]] == [0, 2, 1] and recorded[0].headers.get("Upload-Start") == "true"
+
+
+def _coco(name: str) -> bytes:
+    return json.dumps({
+        "categories": [{"id": 1, "name": "car", "supercategory": ""}],
+        "images": [{"id": 1, "file_name": name, "width": 32, "height": 24}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [], "bbox": [1.5, 2, 3, 4],
+                         "area": 12, "iscrowd": 0, "attributes": {"occluded": True, "rotation": 0.0}}],
+    }).encode()
+
+
+def _task_with_image(http: httpx.Client) -> int:
+    tid = _task(http)
+    r = http.post(f"/api/tasks/{tid}/data", files={"client_files[0]": ("a.jpg", _jpeg())}, data={"image_quality": 70})
+    _poll(http, r.json()["rq_id"])
+    return tid
+
+
+@pytest.mark.parametrize("version", ["2.23.1", "2.37.0", "2.38.0", "2.72.0"])
+def test_annotation_import_switches_at_2_38(make_fake, version: str) -> None:  # noqa: F811
+    fake = make_fake(version)
+    http = _session(fake)
+    tid = _task_with_image(http)
+    files = {"annotation_file": ("a.json", _coco("a.jpg"))}
+    put = http.put(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"}, files=files)
+    post = http.post(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"}, files=files)
+    if fake.at_least(2, 38):
+        assert put.status_code == 410 and post.status_code == 202
+    else:
+        assert put.status_code == 202 and post.status_code == 400
+        assert post.json()["detail"] == "No such file were uploaded"
+    rq_id = (post if fake.at_least(2, 38) else put).json()["rq_id"]
+    assert _poll(http, rq_id)[-1] == "finished"
+    assert fake.annotations(tid)["annotations"][0]["bbox"] == [1.5, 2.0, 3.0, 4.0]
+
+
+def test_tus_needs_the_trailing_slash(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)
+    data = _coco("a.jpg")
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+           "Upload-Metadata": "filename " + base64.b64encode(b"a.json").decode()}
+    patch = {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    r = http.post(f"/api/tasks/{tid}/annotations", headers=tus)  # no trailing slash
+    assert r.status_code == 201
+    assert http.patch(r.headers["Location"], content=data, headers=patch).status_code == 404
+    assert http.post(f"/api/tasks/{tid}/annotations/", params={"format": "COCO 1.0"},
+                     headers={"Upload-Start": "true"}).status_code == 202
+    r = http.post(f"/api/tasks/{tid}/annotations/", headers=tus)
+    loc = r.headers["Location"]
+    assert loc.startswith(fake_cvat.url + f"/api/tasks/{tid}/annotations/")
+    assert http.patch(loc, content=data[:10], headers=patch).status_code == 204
+    assert http.patch(loc, content=data[:10], headers=patch).status_code == 409  # stale offset
+    assert http.head(loc, headers={"Tus-Resumable": "1.0.0"}).headers["Upload-Offset"] == "10"
+    assert http.patch(loc, content=data[10:], headers={**patch, "Upload-Offset": "10"}).status_code == 204
+    r = http.post(f"/api/tasks/{tid}/annotations/", params={"format": "COCO 1.0", "filename": "a.json"},
+                  headers={"Upload-Finish": "true"})
+    assert r.status_code == 202 and _poll(http, r.json()["rq_id"])[-1] == "finished"
+
+
+@pytest.mark.parametrize("version", ["2.23.1", "2.31.0", "2.32.0", "2.72.0"])
+def test_export_and_result_url_by_version(make_fake, version: str) -> None:  # noqa: F811
+    fake = make_fake(version)
+    http = _session(fake)
+    tid = _task_with_image(http)
+    r = http.put(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                 files={"annotation_file": ("a.json", _coco("a.jpg"))}) if not fake.at_least(2, 38) else \
+        http.post(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                  files={"annotation_file": ("a.json", _coco("a.jpg"))})
+    _poll(http, r.json()["rq_id"])
+    legacy = http.get(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"})
+    assert legacy.status_code == (410 if fake.at_least(2, 32) else 202)
+    r = http.post(f"/api/tasks/{tid}/dataset/export", params={"format": "COCO 1.0", "save_images": "false"})
+    assert r.status_code == 202
+    rq_id = r.json()["rq_id"]
+    assert _poll(http, rq_id)[-1] == "finished"
+    result_url = http.get(f"/api/requests/{quote(rq_id, safe='')}").json()["result_url"]
+    assert ("/dataset/download?rq_id=" in result_url) is fake.at_least(2, 32)
+    assert ("action=download" in result_url) is not fake.at_least(2, 32)
+    z = zipfile.ZipFile(io.BytesIO(http.get(result_url).content))
+    doc = json.loads(z.read("annotations/instances_default.json"))
+    assert doc["annotations"][0]["attributes"] == {"occluded": True, "rotation": 0.0}
+    assert http.post(f"/api/tasks/{tid}/dataset/export", params={"format": "YOLO 1.1"}).status_code == 400
+
+
+def test_unknown_request_and_deleted_task_are_404(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task(http)
+    assert http.get("/api/requests/nope").status_code == 404
+    assert http.delete(f"/api/tasks/{tid}").status_code == 204
+    assert http.get(f"/api/tasks/{tid}").status_code == 404
+    assert http.post(f"/api/tasks/{tid}/dataset/export", params={"format": "COCO 1.0"}).status_code == 404
+
+
+def test_tasks_need_labels_or_project_and_lists_paginate(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    assert http.post("/api/tasks", json={"name": "t"}).status_code == 400
+    assert http.post("/api/tasks", json={"name": "t", "project_id": 99}).status_code == 400
+    for _ in range(12):
+        _task(http)
+    page = http.get("/api/tasks").json()
+    assert page["count"] == 12 and len(page["results"]) == 10 and page["next"]
+    assert http.get(page["next"]).json()["next"] is None

@@ -1,0 +1,49 @@
+"""Pure parts of the CVAT client: exact multipart sizes, the batch bound, frame names, version switches."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dsgen_core.cvat import CvatUnsupportedVersion, Features, ServerVersion, UploadFile, flat_names
+from dsgen_core.cvat.multipart import MultipartBody
+from dsgen_core.cvat.upload import plan_batches
+
+
+def test_multipart_size_is_exact_and_bodies_respect_the_bound() -> None:
+    rng = random.Random(5)
+    files = [UploadFile(f'img "{i}".jpg', data=rng.randbytes(rng.randint(0, 5000))) for i in range(60)]
+    body = MultipartBody([("image_quality", "70")], [(f"client_files[{i}]", f) for i, f in enumerate(files)])
+    assert len(b"".join(body.chunks())) == body.size
+    for bound in (6000, 20_000, 1 << 20):
+        batches, too_big = plan_batches(files, bound, max_files=7)
+        assert not too_big
+        assert [f for b in batches for _, f in b.files] == files  # order kept, nothing lost
+        for b in batches:
+            real = MultipartBody([], [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)])
+            assert real.size == b.size == len(b"".join(real.chunks())) <= bound
+            assert len(b.files) <= 7
+    batches, too_big = plan_batches([*files, UploadFile("big", data=b"x" * 7000)], 6000, 100)
+    assert [f.name for f in too_big] == ["big"]
+
+
+def test_flat_names() -> None:
+    assert flat_names(["a/b/c.jpg", "a__b/c.jpg", "c.jpg", "./c.jpg"]) == [
+        "a__b__c.jpg", "a__b__c~1.jpg", "c.jpg", "c~1.jpg"]
+    with pytest.raises(ValueError):
+        flat_names(["/"])
+
+
+def test_version_switches() -> None:
+    def f(v: str) -> Features:
+        return Features.of(ServerVersion.parse(v))
+
+    assert f("v2.16.0").annotations_import_method == "PUT" and f("2.38.0").annotations_import_method == "POST"
+    assert f("2.31.9").legacy_export_get and not f("2.32.0").legacy_export_get
+    assert not f("2.47.3").personal_access_tokens and f("2.48.0-dev").personal_access_tokens
+    assert ServerVersion.parse("2.100.1") > ServerVersion.parse("2.72.0")
+    with pytest.raises(CvatUnsupportedVersion):
+        f("2.15.9")
+    with pytest.raises(CvatUnsupportedVersion):
+        ServerVersion.parse("latest")
