@@ -27,8 +27,9 @@ def _api():
 
 
 def _actor(api, args):  # noqa: ANN001
-    name = getattr(args, "user", None) or os.environ.get("DSGEN_USER")
-    return api.actor(name) if name else api.default_actor
+    from dsgen_core.cli_access import acting_user
+
+    return acting_user(api, args)
 
 
 class _JobBar:
@@ -252,7 +253,8 @@ def cmd_up(args) -> int:  # noqa: ANN001
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsgen", description="DatasetGenerator: import, curate and version CV datasets.")
-    p.add_argument("--user", help="act as this user (default: $DSGEN_USER or the first admin)")
+    p.add_argument("--token", help="act with this session token (default: $DSGEN_TOKEN, then the token saved "
+                   "by `dsgen login`, else as the installation's operator = first admin)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import a CVAT COCO 1.0 export (zip, folder, or JSON + --images)",
@@ -273,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="follow the job to its end (runs it here if no worker is up); exit 1 if it fails")
     imp.set_defaults(func=cmd_import)
 
-    ds = sub.add_parser("datasets", help="list and show dataset groups").add_subparsers(dest="sub", required=True)
+    ds = sub.add_parser("datasets", help="list, show, delete, restore dataset groups").add_subparsers(
+        dest="sub", required=True)
     dl = ds.add_parser("list", help="list dataset groups")
     dl.add_argument("--json", action="store_true", help="machine-readable output")
     dl.set_defaults(func=cmd_datasets_list)
@@ -281,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     dsh.add_argument("group", help="group name or id")
     dsh.add_argument("--report", action="store_true", help="print each version's validation report")
     dsh.set_defaults(func=cmd_datasets_show)
+
+    from dsgen_core.cli_access import add_access_commands
+
+    add_access_commands(sub, ds)
 
     ex = sub.add_parser("export", help="export a READY version as COCO JSON")
     ex.add_argument("version", type=int, help="version id (see `dsgen datasets show`)")
