@@ -3,7 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY dsgen_core ./dsgen_core
-COPY app.py ./
+COPY app.py server.py ./
 COPY pages ./pages
 COPY .streamlit ./.streamlit
 RUN pip install --no-cache-dir -e .

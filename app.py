@@ -1,6 +1,6 @@
 """dsgen web app: the entry point. Pages only read widgets, call the facade (dsgen_core.api) and render.
 
-Run with `dsgen serve` (starts a worker too) or `streamlit run app.py`.
+Run with `dsgen serve` (starts a worker too) or `streamlit run server.py` (log-in routes included).
 """
 
 from __future__ import annotations
