@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from table import print_table  # bench/table.py: the script's own folder is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 OUT = ROOT / "bench" / "out"
@@ -227,16 +229,6 @@ def bench_facets(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
                      f"{statistics.median(times):.1f}", "", "", "", True))
 
 
-def print_table(rows: list) -> None:
-    header = ("measure", "dsgen p50 / p95 (ms)", "hand DuckDB p50", "ratio", "target", "met")
-    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(5)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, [*widths, 3], strict=False)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in [*widths, 3]) + "|")
-    for r in rows:
-        cells = [str(c).ljust(w) for c, w in zip(r[:5], widths, strict=True)] + ["yes" if r[5] else "NO "]
-        print("| " + " | ".join(cells) + " |")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", action="store_true", help="a tenth of the size, for a quick check")
@@ -251,7 +243,7 @@ def main() -> None:
     bench_facets(api, actor, vid, rows)
     print(f"\nmachine: {os.cpu_count()} cores; python {sys.version.split()[0]}; version {vid}: "
           f"{v.num_images} images / {v.num_annotations} annotations; catalog {api.app.catalog.engine.dialect.name}\n")
-    print_table(rows)
+    print_table(rows, ("measure", "dsgen p50 / p95 (ms)", "hand DuckDB p50", "ratio", "target", "met"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from table import print_table  # bench/table.py: the script's own folder is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 OUT = ROOT / "bench" / "out"
@@ -148,17 +150,6 @@ def bench_s(s_dir: Path, rows: list) -> None:
     fast_rate = len(files) / (time.perf_counter() - t)
     rows.append(("S: thumbnails per second (1000 images, every 10th)", f"{fast_rate:.0f}", f"naive Pillow loop: {naive_rate:.0f}",
                  f"{fast_rate / naive_rate:.1f}x", ">= 3x", fast_rate / naive_rate >= 3))
-
-
-def print_table(rows: list) -> None:
-    header = ("measure", "dsgen", "baseline (same run)", "ratio", "target", "met")
-    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(5)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, [*widths, 3], strict=False)) + " |"
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in [*widths, 3]) + "|")
-    for r in rows:
-        cells = [str(c).ljust(w) for c, w in zip(r[:5], widths, strict=True)] + ["yes" if r[5] else "NO "]
-        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:

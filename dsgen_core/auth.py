@@ -79,8 +79,7 @@ def login(catalog, login_name: str, password: str, kind: str = "web", name: str 
     login_name = (login_name or "").strip()
     now = utcnow()
     with catalog.session() as s:
-        user = s.scalars(select(User).where(or_(User.username == login_name,
-                                                func.lower(User.email) == login_name.lower()))).first()
+        user = _find_user(s, login_name)
         if user is not None and user.locked_until is not None and user.locked_until > now:
             wait = int((user.locked_until - now).total_seconds()) + 1
             s.add(AuditEntry(user_id=user.id, action="login.locked", target_type="user", target_id=user.id))
@@ -90,8 +89,7 @@ def login(catalog, login_name: str, password: str, kind: str = "web", name: str 
     if locked:  # raised after the commit, so the audit entry stays
         raise AuthFailed(locked)
     with catalog.session() as s:
-        user = s.scalars(select(User).where(or_(User.username == login_name,
-                                                func.lower(User.email) == login_name.lower()))).first()
+        user = _find_user(s, login_name)
         ok = verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
             if user is not None:
@@ -110,6 +108,11 @@ def login(catalog, login_name: str, password: str, kind: str = "web", name: str 
                              target_type="user", target_id=user.id, details={"kind": kind, "name": name[:200]}))
             return LoginResult(token=token, actor=to_actor(user), expires_at=expires)
     raise AuthFailed("wrong username or password (or the account is disabled)")
+
+
+def _find_user(s, login_name: str) -> User | None:  # noqa: ANN001
+    return s.scalars(select(User).where(or_(User.username == login_name,
+                                            func.lower(User.email) == login_name.lower()))).first()
 
 
 def actor_for_token(catalog, token: str | None) -> Actor | None:  # noqa: ANN001

@@ -264,8 +264,7 @@ class AccessFacade:
         with self.app.catalog.session() as s:
             g = self._load_group(s, group, actor, "owner")
             user = _user_by_name(s, username)
-            row = s.scalars(select(GroupGrant).where(GroupGrant.group_id == g.id,
-                                                     GroupGrant.user_id == user.id)).first()
+            row = _grant_row(s, g.id, user.id)
             if row is None:
                 row = GroupGrant(group_id=g.id, user_id=user.id, role=role, granted_by=actor.id)
                 s.add(row)
@@ -279,9 +278,7 @@ class AccessFacade:
     def revoke(self, actor: Actor, group: int | str, username: str) -> None:
         with self.app.catalog.session() as s:
             g = self._load_group(s, group, actor, "owner")
-            user = _user_by_name(s, username)
-            row = s.scalars(select(GroupGrant).where(GroupGrant.group_id == g.id,
-                                                     GroupGrant.user_id == user.id)).first()
+            row = _grant_row(s, g.id, _user_by_name(s, username).id)
             if row is None:
                 raise NotFound(f"{username} has no grant on {g.name!r}")
             s.delete(row)
@@ -437,6 +434,10 @@ def _blob_uris(folders: list) -> set[str]:
         return set()
     rows = duckdb.execute("SELECT DISTINCT uri FROM read_parquet($f) WHERE uri LIKE 'blob://%'", {"f": files}).fetchall()
     return {r[0] for r in rows}
+
+
+def _grant_row(s: Session, group_id: int, user_id: int) -> GroupGrant | None:
+    return s.scalars(select(GroupGrant).where(GroupGrant.group_id == group_id, GroupGrant.user_id == user_id)).first()
 
 
 def _user_by_name(s: Session, username: str) -> User:
