@@ -93,8 +93,9 @@ def write_tags(s: Session, version_id: int, seq: int, user_id: int | None,
             index_elements=["version_id", "image_id", "tag"],
             set_={c: getattr(stmt.excluded, c) for c in ("deleted", "seq", "updated_by", "updated_at")},
         )
+        conn = s.connection()  # Core executemany: the ORM's bulk path costs ~10 µs a row more
         for part in _chunks(rows):
-            s.execute(stmt, part)
+            conn.execute(stmt, part)
     return changed
 
 
@@ -133,8 +134,9 @@ def write_meta(s: Session, version_id: int, seq: int, user_id: int | None,
         cols = ("value_type", "value_str", "value_num", "value_bool", "deleted", "seq", "updated_by", "updated_at")
         stmt = stmt.on_conflict_do_update(index_elements=["version_id", "image_id", "key"],
                                           set_={c: getattr(stmt.excluded, c) for c in cols})
+        conn = s.connection()  # Core executemany: the ORM's bulk path costs ~10 µs a row more
         for part in _chunks(rows):
-            s.execute(stmt, part)
+            conn.execute(stmt, part)
     return changed, before
 
 
