@@ -329,6 +329,12 @@ class AccessFacade:
             s.add(AuditEntry(user_id=actor.id, action="version.delete", target_type="version", target_id=v.id,
                              details={"group": v.group.name, "split": v.split, "version": v.version}))
 
+    def list_deleted_versions(self, actor: Actor, group: int | str) -> list[Any]:
+        """Soft-deleted versions of a live group, for an owner to restore."""
+        with self.app.catalog.session() as s:
+            g = self._load_group(s, group, actor, "owner")
+            return [self._version_info(s, v) for v in g.versions if v.deleted_at is not None]
+
     def restore_version(self, actor: Actor, version_id: int) -> None:
         with self.app.catalog.session() as s:
             v = s.get(DatasetVersion, int(version_id))
@@ -350,6 +356,10 @@ class AccessFacade:
             keep_folders = [self.app.settings.lake_root / v.lake_path for v in keep]
         doomed = _blob_uris(folders) - _blob_uris(keep_folders)
         blobs = sum(self.app.storage.delete(uri) for uri in sorted(doomed))
+        from dsgen_core.importing.job import thumb_path
+
+        for uri in doomed:  # thumbnails are keyed by the same content hash
+            thumb_path(self.app, uri.removeprefix("blob://")[:64]).unlink(missing_ok=True)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         with self.app.catalog.session() as s:

@@ -211,7 +211,7 @@ def page() -> None:
 
 def access_section(g) -> None:  # noqa: ANN001
     """Owners: visibility, grants and deletion. The core checks ownership again on every call."""
-    st.subheader("Access")
+    st.subheader("Permissions")
     st.caption(f"Your role: **{g.role}** · viewers read and export; editors also tag, edit and import; "
                "owners also grant, change visibility and delete.")
     c1, c2, c3 = st.columns([1, 1, 1])
@@ -245,6 +245,21 @@ def access_section(g) -> None:  # noqa: ANN001
     if c4.button("Revoke", key=f"acc_revoke_{g.id}", width="stretch") and who:
         if call("revoke", g.id, who) is not FAILED:
             st.rerun()
+    with st.expander("Delete a version"):
+        live = sorted(g.versions, key=lambda v: v.id, reverse=True)
+        pick_v = st.selectbox("Version", [v.id for v in live], key=f"acc_delv_pick_{g.id}",
+                              format_func=lambda i: next(version_label(v) for v in live if v.id == i))
+        sure = st.checkbox("Yes, delete this version (restorable below)", key=f"acc_delv_ok_{g.id}")
+        if st.button("Delete version", key=f"acc_delv_{g.id}", disabled=not sure):
+            if call("delete_version", pick_v) is not FAILED:
+                st.session_state.pop("ds_version", None)
+                st.rerun()
+        gone = call("list_deleted_versions", g.id)
+        for v in gone if gone is not FAILED else []:
+            c1, c2 = st.columns([3, 1])
+            c1.write(f"Deleted: {v.split} v{v.version} (id {v.id})")
+            if c2.button("Restore", key=f"acc_restore_v_{v.id}") and call("restore_version", v.id) is not FAILED:
+                st.rerun()
     with st.expander("Delete this group"):
         st.write(f"Deleting hides **{g.name}** and its {len(g.versions)} version(s) from everyone. It can be "
                  "restored from the Datasets page until an owner purges it; storage is freed only by a purge.")

@@ -73,6 +73,12 @@ def test_soft_delete_hides_restore_brings_back_purge_frees_only_unshared_storage
     blobs = api.app.settings.storage_root / "blobs"
     count_blobs = lambda: sum(1 for p in blobs.rglob("*") if p.is_file())  # noqa: E731
     assert count_blobs() == 5
+    for job in api.list_jobs(admin):  # the thumbnail jobs the imports queued
+        if job.status == "QUEUED":
+            assert api.run_job_here(admin, job.id).status == "SUCCEEDED"
+    thumbs = api.app.settings.thumbs_root
+    count_thumbs = lambda: sum(1 for _ in thumbs.rglob("*.jpg"))  # noqa: E731
+    assert count_thumbs() == 5
     with pytest.raises(NotFound):
         api.purge_group(admin, gone.group_id)  # purge only after a soft delete
     api.delete_group(admin, "gone")
@@ -86,6 +92,7 @@ def test_soft_delete_hides_restore_brings_back_purge_frees_only_unshared_storage
     result = api.purge_group(admin, gone.group_id)
     assert result == {"versions": 2, "blobs": 2}
     assert count_blobs() == 3  # the shared ones stay for "keep"
+    assert count_thumbs() == 3
     assert api.get_version(admin, keep.version_id).status == "READY"
     assert api.class_counts(admin, keep.version_id)
     assert not (api.app.settings.lake_root / f"g{gone.group_id}").exists() or not any(
@@ -105,5 +112,8 @@ def test_only_owners_delete_and_restore(api, admin, tmp_path):
     api.delete_version(ann, started.version_id)
     with pytest.raises(NotFound):
         api.get_version(ann, started.version_id)
+    assert [v.id for v in api.list_deleted_versions(ann, "g")] == [started.version_id]
+    with pytest.raises(PermissionDenied):
+        api.list_deleted_versions(ed, "g")
     api.restore_version(ann, started.version_id)
     assert api.get_version(ann, started.version_id).status == "READY"

@@ -75,7 +75,7 @@ def test_viewer_sees_no_edit_controls_and_cannot_change_anything(new_page, dsgen
     page.goto(f"{dsgen_server.url}/dataset?version={started.version_id}")
     wait_idle(page)
     page.get_by_role("heading", name="field-data / train v1.0.0").wait_for()
-    assert page.get_by_role("heading", name="Access").count() == 0
+    assert page.get_by_role("heading", name="Permissions").count() == 0
     assert page.get_by_role("button", name="Grant").count() == 0
     assert page.get_by_role("button", name="Delete group").count() == 0
     assert page.get_by_role("link", name="Admin").count() == 0
@@ -103,7 +103,7 @@ def test_owner_grants_access_and_the_other_user_then_sees_the_group(new_page, ds
     olga = new_page("olga", PW)
     olga.goto(f"{dsgen_server.url}/dataset?version={started.version_id}")
     wait_idle(olga)
-    olga.get_by_role("heading", name="Access").wait_for()
+    olga.get_by_role("heading", name="Permissions").wait_for()
     pick(olga, "User", "dave")
     pick(olga, "Role", "editor")
     act(olga, lambda: olga.get_by_role("button", name="Grant").click())
