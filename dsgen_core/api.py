@@ -23,6 +23,9 @@ from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, 
 from dsgen_core.errors import InvalidRequest, NotFound, PermissionDenied
 from dsgen_core.facade_access import AccessFacade
 from dsgen_core.facade_curation import CurationFacade
+from dsgen_core.facade_cvat import CvatFacade
+from dsgen_core.facade_explore import ExploreFacade
+from dsgen_core.facade_insights import InsightsFacade
 from dsgen_core.importing import job as import_job
 from dsgen_core.jobs import queue
 from dsgen_core.lake.views import scan_params, scan_sql
@@ -156,7 +159,7 @@ def _next_version(existing: list[str]) -> str:
     return f"{major}.{minor + 1}.0"
 
 
-class Dsgen(CurationFacade, AccessFacade):
+class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFacade):
     """The facade object; open it once per process and share it."""
 
     def __init__(self, app: App):

@@ -251,6 +251,15 @@ def cmd_up(args) -> int:  # noqa: ANN001
     return cmd_serve(args)
 
 
+def cmd_report(args) -> int:  # noqa: ANN001
+    """One insight table (or SQL result) of a version as CSV, like the pages' download buttons."""
+    api = _api()
+    out = api.write_report(_actor(api, args), args.version, Path(args.out), query=args.query or "",
+                           insight=args.insight, table=args.table, compare=args.compare, sql=args.sql)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsgen", description="DatasetGenerator: import, curate and version CV datasets.")
     p.add_argument("--token", help="act with this session token (default: $DSGEN_TOKEN, then the token saved "
@@ -293,6 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("version", type=int, help="version id (see `dsgen datasets show`)")
     ex.add_argument("--out", required=True, help="output .json path")
     ex.set_defaults(func=cmd_export)
+
+    from dsgen_core.cvat_sync.cli import add_cvat_commands
+
+    add_cvat_commands(sub)
+
+    rp = sub.add_parser("report", help="write an insight table or a SQL result of a version as CSV",
+                        description="Write one insight table (of a DSL subset, optionally compared with others) "
+                                    "or one SQL result over the version as CSV (.parquet: Parquet).")
+    rp.add_argument("version", type=int, help="version id (see `dsgen datasets show`)")
+    rp.add_argument("--query", default="", help="DSL subset, e.g. 'split:train tag:night' (default: all images)")
+    rp.add_argument("--compare", action="append", help="another DSL subset side by side (repeatable)")
+    rp.add_argument("--insight", default="classes", help="classes, tags, metadata, resolution, boxes, attributes, "
+                                                         "cross or issues (default: classes)")
+    rp.add_argument("--table", help="which table of the insight (default: its first)")
+    rp.add_argument("--sql", help="instead of an insight: a read-only SQL query over the version's tables")
+    rp.add_argument("--out", required=True, help="output .csv (or .parquet) path")
+    rp.set_defaults(func=cmd_report)
 
     jobs = sub.add_parser("jobs", help="list, follow and cancel jobs").add_subparsers(dest="sub", required=True)
     jobs.add_parser("list", help="recent jobs").set_defaults(func=cmd_jobs_list)

@@ -35,6 +35,7 @@ PAGE_JOBS = "pages/jobs.py"
 PAGE_ACCOUNT = "pages/account.py"
 PAGE_ADMIN = "pages/admin.py"
 PAGE_AUDIT = "pages/audit.py"
+PAGE_EXPLORE = "pages/explore.py"
 
 VERSION_BADGES = {
     "READY": "🟢 READY",

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from dsgen_core.api import Dsgen
@@ -128,10 +128,58 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# ----- image files for the Explore page: by URL (never data URIs), rights checked by the facade ------
+_FILE_CACHE = "private, max-age=600"  # per user; a revoked right stops new fetches at once
+_NOT_FOUND = "not found"  # no permission looks exactly like a missing image
+
+
+def _image_response(request: Request, method: str) -> Response:
+    """Resolve the user from the cookie, ask the facade for the file; 404 for missing and forbidden alike."""
+    actor = api().actor_for_token(request.cookies.get(COOKIE))
+    if actor is None:
+        return Response("log in first", status_code=401, media_type="text/plain")
+    vid, iid = int(request.path_params["version_id"]), int(request.path_params["image_id"])
+    try:
+        path = getattr(api(), method)(actor, vid, iid)
+    except DsgenError:
+        return Response(_NOT_FOUND, status_code=404, media_type="text/plain")
+    if path is None:
+        return Response(placeholder_jpeg(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    media = "image/jpeg" if method == "thumbnail_file" else None
+    return FileResponse(path, media_type=media, headers={"Cache-Control": _FILE_CACHE})
+
+
+def thumbnail(request: Request) -> Response:
+    """GET /thumb/{version_id}/{image_id}: the 512 px JPEG (made on the fly when the job has not yet)."""
+    return _image_response(request, "thumbnail_file")
+
+
+def full_image(request: Request) -> Response:
+    """GET /image/{version_id}/{image_id}: the original file, for the detail view."""
+    return _image_response(request, "image_file")
+
+
+@cache
+def placeholder_jpeg() -> bytes:
+    """A grey tile for images without readable bytes (imported without media, missing, corrupt)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 240), (222, 224, 230))
+    ImageDraw.Draw(img).text((110, 112), "no image", fill=(120, 124, 135))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
 ROUTES = [
     Route("/auth/login", login_form, methods=["GET"]),
     Route("/auth/login", login_submit, methods=["POST"]),
     Route("/auth/logout", logout, methods=["GET", "POST"]),
+    # plain functions: Starlette runs them in its thread pool, so catalog and file I/O never block the loop
+    Route("/thumb/{version_id:int}/{image_id:int}", thumbnail, methods=["GET"]),
+    Route("/image/{version_id:int}/{image_id:int}", full_image, methods=["GET"]),
 ]
 
 

@@ -90,6 +90,9 @@ def test_facets_follow_the_query(curated, admin):
     assert meta["reviewed"] == (1, [(True, 1)])
     everything = cur.search_facets(admin, vid, "", top=1)
     assert everything.total == 10 and everything.tags == [("car", 3)]
+    # category terms compile to precomputed count columns: facets must take only the parameters used
+    for query in ("category:person", "category:person>=2", "category:car tag:car"):
+        assert cur.search_facets(admin, vid, query).total == cur.search_images(admin, vid, query).total
 
 
 def test_bad_queries_say_where(curated, admin):

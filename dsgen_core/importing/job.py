@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, utcnow
+from dsgen_core.insights.job import PRECOMPUTE
 from dsgen_core.jobs.queue import JobContext, JobKind, enqueue, register
 from dsgen_core.validation import ValidationFailed, ValidationReport
 
@@ -130,6 +131,7 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
             creator = v.created_by
         if media is not None:
             enqueue(app, THUMBNAILS, {"version_id": version_id}, creator, version_id=version_id)
+        enqueue(app, PRECOMPUTE, {"version_id": version_id}, creator, version_id=version_id)
         return {"version_id": version_id, "content_hash": digest, "warnings": len(report.warnings)}
     except ValidationFailed as exc:
         with app.catalog.session() as s:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from dsgen_core.errors import InvalidRequest
 from dsgen_core.query import CompiledQuery, compile_query, page_sql
 from dsgen_core.query.compiler import SORT_KEYS
-from dsgen_core.search.engine import VersionEngine
+from dsgen_core.search.engine import VersionEngine, used_params
 
 # file_name sorts on a precomputed rank: the same order as (file_name, image_id), integer-cheap.
 SORT_COLUMNS = {**SORT_KEYS, "file_name": "i.file_rank"}
@@ -80,8 +80,8 @@ def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
     compiled = compile_for(engine, query)
     seq = engine.seq
     cur = engine.cursor()
-    cur.execute("CREATE OR REPLACE TEMP TABLE facet_r AS "  # noqa: S608 - compiled
-                f"SELECT i.image_id FROM images i WHERE {compiled.where}", compiled.params)
+    sql = f"CREATE OR REPLACE TEMP TABLE facet_r AS SELECT i.image_id FROM images i WHERE {compiled.where}"  # noqa: S608
+    cur.execute(sql, used_params(sql, compiled.params))
     try:
         total = cur.execute("SELECT count(*) FROM facet_r").fetchone()[0]
         cats = cur.execute(

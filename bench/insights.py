@@ -1,0 +1,178 @@
+"""Benchmark of insights and the SQL page (issue 5) on L (118k images / ~870k annotations).
+
+Data exactly as bench/spine.py (SampleSpec(num_images=118000, seed=8, with_images=False,
+polygon_fraction=0.55), annotations-only import), plus 10% of the images tagged `night` and a
+4-valued metadata key `weather`. Printed, with same-run baselines; targets: each insight ≤ 200 ms warm,
+the precompute job ≤ 5 s; the SQL page's overhead is its time minus raw DuckDB on the same query and data.
+
+    python bench/insights.py            # L
+    python bench/insights.py --small    # a tenth of the size
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA, OUT = ROOT / "bench" / "data", ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+RUNS = 7
+SQL_QUERIES = [
+    ("instances per class", "SELECT c.name, count(*) AS n FROM annotations a JOIN categories c "
+                            "USING (version_id, category_id) GROUP BY ALL ORDER BY n DESC"),
+    ("night images with > 10 boxes", "SELECT i.file_name FROM images i JOIN tags t USING (version_id, image_id) "
+                                     "WHERE t.tag = 'night' AND i.num_annotations > 10 ORDER BY 1"),
+    ("weather × mean box area", "SELECT m.value_str AS weather, avg(a.bbox_w * a.bbox_h) AS area FROM annotations a "
+                                "JOIN metadata m USING (version_id, image_id) WHERE m.key = 'weather' GROUP BY ALL"),
+]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def timed(fn, runs: int = RUNS) -> float:  # noqa: ANN001
+    """Median wall time of `runs` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def ensure_l(small: bool) -> Path:
+    from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
+
+    n = 11_800 if small else 118_000
+    folder = DATA / f"L-{n}-p55"  # shared with bench/spine.py and bench/explore.py
+    if not (folder / "annotations" / "instances_default.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        generate_cvat_coco(folder, SampleSpec(num_images=n, seed=8, with_images=False, polygon_fraction=0.55))
+    return folder
+
+
+def open_api(l_dir: Path, small: bool):  # noqa: ANN201 - (api, actor, version_id, rows)
+    from dsgen_core.api import Dsgen, ImportRequest
+    from dsgen_core.curation.edits import BulkEdit
+    from dsgen_core.search import service
+
+    home = OUT / ("home-insights-small" if small else "home-insights")
+    os.environ.setdefault("DSGEN_ADMIN_PASSWORD", "bench-only")
+    fresh = not (home / "catalog.db").exists()
+    api = Dsgen.open(home)
+    actor = api.default_actor
+    rows = []
+    if fresh:
+        started = api.start_import(actor, ImportRequest(path=str(l_dir / "annotations" / "instances_default.json"),
+                                                        group="bench", annotations_only=True))
+        job = api.run_job_here(actor, started.job_id)
+        assert job.status == "SUCCEEDED", job.error
+    vid = api.list_groups(actor)[0].versions[-1].id
+    t = time.perf_counter()
+    engine = api._engine(actor, vid)
+    rows.append(("engine load (first use in a process)", ms(time.perf_counter() - t), "", ""))
+    if api.curation_seq(actor, vid) == 0:
+        ids = service.matching_ids(engine, "")
+        api.bulk_edit(actor, vid, BulkEdit.add_tag("night"), image_ids=ids[::10], confirm=True)
+        for k, w in enumerate(("sun", "rain", "fog", "snow")):
+            part = [i for n, i in enumerate(ids) if (n // 3) % 4 == k]
+            api.bulk_edit(actor, vid, BulkEdit.set_key("weather", w), image_ids=part, confirm=True)
+    return api, actor, vid, rows
+
+
+def bench_insights(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
+    from dsgen_core.insights import INSIGHTS, InsightSettings, Subset, registry
+    from dsgen_core.search.service import compile_for
+
+    engine = api._engine(actor, vid)
+    settings = InsightSettings()
+    for name in INSIGHTS:
+        for label, query in (("all", ""), ("tag:night", "tag:night")):
+            c = compile_for(engine, query)
+            compute = timed(lambda c=c, name=name: registry.run(engine, c.where, c.params, name, settings), runs=3)
+            api.insight(actor, vid, name, query)  # fill the cache
+            cached = timed(lambda name=name, query=query: api.insight(actor, vid, name, query))
+            ok = "✓" if compute <= 0.2 else "✗"
+            rows.append((f"insight {name} [{label}] compute / cached (ms)", ms(compute), ms(cached), f"≤ 200 {ok}"))
+    pair = [Subset(vid, "tag:night"), Subset(vid, "NOT tag:night")]
+    for name in ("classes", "boxes", "cross"):
+        from dsgen_core.insights import cache
+
+        def cold(name: str = name) -> None:
+            cache.forget()
+            api.compare_insight(actor, pair, name)
+
+        rows.append((f"compare {name}: night vs not, through the facade, uncached (ms)", ms(timed(cold, runs=3)),
+                     "", ""))
+
+
+def bench_precompute(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
+    from sqlalchemy import delete
+
+    from dsgen_core.catalog.insight_models import InsightResult
+    from dsgen_core.insights import cache
+    from dsgen_core.search import cache as engines
+
+    with api.app.catalog.session() as s:
+        s.execute(delete(InsightResult).where(InsightResult.version_id == vid))
+    cache.forget()
+    engines.forget()  # as in a fresh worker: the engine is loaded by the job
+    job_id = api.precompute_insights(actor, vid)
+    t = time.perf_counter()
+    info = api.run_job_here(actor, job_id)
+    wall = time.perf_counter() - t
+    assert info.status == "SUCCEEDED", info.error
+    rows.append(("precompute job (engine load + classes, resolution, boxes) (s)", f"{wall:.2f}", "",
+                 f"≤ 5 {'✓' if wall <= 5 else '✗'}"))
+
+
+def bench_sql(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
+    import duckdb
+
+    from dsgen_core.sql_sandbox.pool import forget
+
+    forget()
+    t = time.perf_counter()
+    api.run_sql(actor, "SELECT 1", [vid])
+    rows.append(("SQL sandbox build (copy the version in, lock) (s)", f"{time.perf_counter() - t:.2f}", "", ""))
+    from dsgen_core.sql_sandbox.pool import _pool
+
+    box = next(iter(_pool.values()))
+    raw = duckdb.connect()  # the same rows in a plain, unlocked DuckDB: the baseline
+    for table in ("versions", "images", "annotations", "categories", "tags", "metadata"):
+        raw.register("src", box.raw().cursor().sql(f"SELECT * FROM {table}").to_arrow_table())  # noqa: S608
+        raw.execute(f"CREATE TABLE {table} AS SELECT * FROM src")  # noqa: S608
+        raw.unregister("src")
+    for name, sql in SQL_QUERIES:
+        base = timed(lambda sql=sql: raw.sql(sql).to_arrow_table())
+        page = timed(lambda sql=sql: api.run_sql(actor, sql, [vid]))
+        rows.append((f"SQL {name}: page / raw DuckDB (ms)", ms(page), ms(base), f"overhead {ms(page - base)} ms"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", action="store_true")
+    args = p.parse_args()
+    l_dir = ensure_l(args.small)
+    api, actor, vid, rows = open_api(l_dir, args.small)
+    v = api.get_version(actor, vid)
+    print(f"\nL: {v.num_images:,} images, {v.num_annotations:,} annotations; catalog SQLite; {os.cpu_count()} CPUs\n")
+    bench_insights(api, actor, vid, rows)
+    bench_precompute(api, actor, vid, rows)
+    bench_sql(api, actor, vid, rows)
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{w}}  {'value':>9}  {'second':>9}  target / note")
+    for name, a, b, note in rows:
+        print(f"{name:<{w}}  {a:>9}  {b:>9}  {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`dsgen cvat …`: connections, export, exports list/resume, pull (preview, then commit on confirmation)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _api_actor(args: argparse.Namespace) -> tuple[Any, Any]:
+    from dsgen_core.cli import _actor, _api
+
+    api = _api()
+    return api, _actor(api, args)
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    api, actor = _api_actor(args)
+    secret = os.environ.get("DSGEN_CVAT_SECRET") or getpass.getpass("CVAT password or token: ")
+    info = api.add_cvat_connection(actor, args.name, args.url, username=args.username or "", secret=secret,
+                                   auth_kind=args.auth, org=args.org, check=not args.no_check)
+    print(f"saved CVAT connection {info}")
+    return EXIT_OK
+
+
+def cmd_connections(args: argparse.Namespace) -> int:
+    api, actor = _api_actor(args)
+    for c in api.list_cvat_connections(actor):
+        print(f"{c.id:>4}  {c}  [{c.auth_kind}]")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dsgen_core.cli import follow_job
+    from dsgen_core.cvat_sync.records import ExportRequest
+
+    api, actor = _api_actor(args)
+    conn: int | str = int(args.connection) if args.connection.isdigit() else args.connection
+    req = ExportRequest(version_id=args.version, connection=conn, project=args.project, task_name=args.task_name,
+                        query=args.query or "", max_images_per_task=args.max_images, segment_size=args.segment_size,
+                        image_quality=args.quality, preload_annotations=not args.no_annotations)
+    started = api.start_cvat_export(actor, req)
+    print(f"export {started.export_id} queued: job {started.job_id}, {started.num_images} images in "
+          f"{started.num_tasks} task(s)")
+    return _finish_export(api, actor, started, follow_job, args.wait)
+
+
+def _finish_export(api: Any, actor: Any, started: Any, follow_job: Any, wait: bool) -> int:
+    if not wait:
+        print(f"follow it with: dsgen jobs show {started.job_id} --follow")
+        return EXIT_OK
+    info = follow_job(api, actor, started.job_id)
+    export = api.get_cvat_export(actor, started.export_id)
+    if info.status != "SUCCEEDED":
+        print(f"export FAILED: {info.error}\nresume it with: dsgen cvat resume {export.id}", file=sys.stderr)
+        return EXIT_FAILED
+    for t in export.tasks:
+        print(f"task {t.task_id}: {t.url} ({t.num_images} images)")
+    return EXIT_OK
+
+
+def cmd_exports(args: argparse.Namespace) -> int:
+    api, actor = _api_actor(args)
+    for e in api.list_cvat_exports(actor):
+        print(f"{e.id:>4}  {e.status:<9} version {e.version_id}  {e.num_images} images  {e.server_url}  "
+              f"query={e.query!r}  tasks={[t.task_id for t in e.tasks]}" + (f"  error: {e.error}" if e.error else ""))
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from dsgen_core.cli import follow_job
+
+    api, actor = _api_actor(args)
+    started = api.resume_cvat_export(actor, args.export)
+    print(f"export {started.export_id} resumed: job {started.job_id}")
+    return _finish_export(api, actor, started, follow_job, args.wait)
+
+
+def print_diff(d: Any) -> None:
+    print(f"images: {d.images_matched} matched of {d.images_in_task} in CVAT, {d.images_changed} changed")
+    print(f"annotations: +{d.added} added, -{d.removed} removed, {d.moved} moved, {d.relabeled} relabeled, "
+          f"{d.attributes_changed} with changed attributes, {d.unchanged} unchanged")
+    for old, new in d.classes_renamed:
+        print(f"class renamed: {old} → {new}")
+    for name in d.classes_added:
+        print(f"class added: {name}")
+    if d.images_not_matched:
+        print(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:10])}")
+    if d.images_missing:
+        print(f"{len(d.images_missing)} exported image(s) are no longer in CVAT: {', '.join(d.images_missing[:10])}")
+    for c in d.changes[:30]:
+        print(f"  {c.change:<10} {c.file_name}  {c.category}  {c.detail}")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from dsgen_core.cli import follow_job
+
+    api, actor = _api_actor(args)
+    preview = api.preview_pull(actor, args.task, into=args.into, connection=args.connection)
+    print_diff(preview.diff)
+    if args.dry_run:
+        return EXIT_OK
+    if not args.yes and input("create the new version? [y/N] ").strip().lower() not in ("y", "yes"):
+        print("nothing written")
+        return EXIT_OK
+    started = api.commit_pull(actor, preview.pull_id)
+    info = follow_job(api, actor, started.job_id)
+    if info.status != "SUCCEEDED":
+        print(f"pull FAILED: {info.error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"READY: {preview.group}/{preview.split} v{started.version} (version id {started.version_id})")
+    return EXIT_OK
+
+
+def add_cvat_commands(sub: Any) -> None:
+    """The `cvat` command group; importing the job modules also registers their kinds for `dsgen worker`."""
+    from dsgen_core.cvat_sync import jobs  # noqa: F401 - registers the job kinds
+
+    cv = sub.add_parser("cvat", help="export subsets to CVAT and pull relabeled annotations back").add_subparsers(
+        dest="sub", required=True)
+    c = cv.add_parser("connect", help="save a CVAT server and your credentials (secret from $DSGEN_CVAT_SECRET "
+                                      "or a prompt)")
+    c.add_argument("name")
+    c.add_argument("url")
+    c.add_argument("--username")
+    c.add_argument("--auth", default="login", choices=["login", "basic", "token", "pat"])
+    c.add_argument("--org")
+    c.add_argument("--no-check", action="store_true", help="save without logging in")
+    c.set_defaults(func=cmd_connect)
+    cv.add_parser("connections", help="your saved CVAT connections").set_defaults(func=cmd_connections)
+    e = cv.add_parser("export", help="export a version (optionally filtered) as CVAT task(s)")
+    e.add_argument("version", type=int, help="version id")
+    e.add_argument("--query", default="", help="search DSL filter, e.g. 'category:car AND NOT tag:done'")
+    e.add_argument("--connection", required=True, help="connection name or id")
+    e.add_argument("--project", required=True, help="CVAT project (created with our labels if absent)")
+    e.add_argument("--task-name", required=True)
+    e.add_argument("--max-images", type=int, default=1000, help="images per task (more become several tasks)")
+    e.add_argument("--segment-size", type=int, default=100, help="frames per CVAT job")
+    e.add_argument("--quality", type=int, default=95, help="CVAT image quality 1-100")
+    e.add_argument("--no-annotations", action="store_true", help="do not pre-load our annotations")
+    e.add_argument("--no-wait", dest="wait", action="store_false")
+    e.set_defaults(func=cmd_export)
+    cv.add_parser("exports", help="your CVAT exports with status and tasks").set_defaults(func=cmd_exports)
+    r = cv.add_parser("resume", help="resume a failed export (continues its tasks)")
+    r.add_argument("export", type=int)
+    r.add_argument("--no-wait", dest="wait", action="store_false")
+    r.set_defaults(func=cmd_resume)
+    p = cv.add_parser("pull", help="pull a task's annotations back as a new version (shows the diff first)")
+    p.add_argument("task", nargs="+", help="CVAT task id(s) or link(s)")
+    p.add_argument("--into", required=True, help="dataset group the task was exported from")
+    p.add_argument("--connection", help="connection name (default: the export's)")
+    p.add_argument("--dry-run", action="store_true", help="show the diff only")
+    p.add_argument("--yes", action="store_true", help="commit without asking")
+    p.set_defaults(func=cmd_pull)

@@ -1,0 +1,102 @@
+"""Insight results cached per (version, curation state, query, insight, settings): a small in-process
+LRU in front of catalog rows (`insight_results`), so a worker's precompute serves the web process."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from dsgen_core.catalog.db import Catalog
+from dsgen_core.catalog.insight_models import InsightResult
+
+Tables = dict[str, pl.DataFrame]
+MEMO_SIZE = 256
+_memo: OrderedDict[tuple[str, int, str], Tables] = OrderedDict()
+_lock = threading.Lock()
+
+
+def cache_key(seq: int, query: str, insight: str, settings: dict) -> str:
+    """sha256 of the inputs; seq is -1 when the answer does not depend on the curation rows."""
+    raw = json.dumps([seq, query.strip(), insight, settings], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def encode(tables: Tables) -> bytes:
+    """All tables of a result in one Arrow IPC stream per table, framed by a JSON header (types kept exactly)."""
+    blobs = []
+    for frame in tables.values():
+        sink = io.BytesIO()
+        table = frame.to_arrow()
+        with ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        blobs.append(sink.getvalue())
+    header = json.dumps([[name, len(b)] for name, b in zip(tables, blobs, strict=True)]).encode()
+    return len(header).to_bytes(4, "big") + header + b"".join(blobs)
+
+
+def decode(payload: bytes) -> Tables:
+    n = int.from_bytes(payload[:4], "big")
+    pos = 4 + n
+    out: Tables = {}
+    for name, size in json.loads(payload[4:pos]):
+        table = ipc.open_stream(pa.BufferReader(payload[pos:pos + size])).read_all()
+        out[name] = pl.from_arrow(table)  # type: ignore[assignment]
+        pos += size
+    return out
+
+
+def get(catalog: Catalog, version_id: int, key: str) -> Tables | None:
+    memo_key = (catalog.url, int(version_id), key)
+    with _lock:
+        hit = _memo.get(memo_key)
+        if hit is not None:
+            _memo.move_to_end(memo_key)
+            return hit
+    with catalog.session() as s:
+        payload = s.scalar(select(InsightResult.payload).where(InsightResult.version_id == version_id,
+                                                               InsightResult.cache_key == key))
+    if payload is None:
+        return None
+    tables = decode(payload)
+    _remember(memo_key, tables)
+    return tables
+
+
+def put(catalog: Catalog, version_id: int, key: str, insight: str, seq: int, tables: Tables,
+        persist: bool = True) -> None:
+    """Remember a result; persisted rows of older curation states of the same insight are dropped."""
+    _remember((catalog.url, int(version_id), key), tables)
+    if not persist:
+        return
+    try:
+        with catalog.session() as s:
+            if seq >= 0:
+                s.execute(delete(InsightResult).where(InsightResult.version_id == version_id,
+                                                      InsightResult.insight == insight,
+                                                      InsightResult.seq >= 0, InsightResult.seq < seq))
+            s.add(InsightResult(version_id=version_id, cache_key=key, insight=insight, seq=seq,
+                                payload=encode(tables)))
+    except IntegrityError:
+        pass  # another process stored the same result first
+
+
+def _remember(key: tuple[str, int, str], tables: Tables) -> None:
+    with _lock:
+        _memo[key] = tables
+        _memo.move_to_end(key)
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
+
+
+def forget() -> None:
+    with _lock:
+        _memo.clear()

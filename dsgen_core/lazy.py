@@ -1,0 +1,21 @@
+"""A module imported on first attribute access: keeps polars/pyarrow-heavy code out of a process
+that never uses it (the facade's cold start to a first query stays well under a second)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+
+class LazyModule:
+    """Stands for a module; the import happens when an attribute is first read."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)

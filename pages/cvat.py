@@ -1,0 +1,182 @@
+"""CVAT: send a filtered version to CVAT as task(s), follow the export, and pull relabeled annotations back.
+
+The page only reads widgets and calls the facade; exports run as jobs in the worker, pulls show a diff first.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dsgen_core.cvat_sync.records import ExportRequest
+from pages._common import badge as _badge
+from pages._common import call, current_actor, fmt_time, run_caption
+
+FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
+PREVIEW_KEY = "cvat_preview"  # the last PullPreview
+
+
+def badge(status: str) -> str:
+    return {"DONE": "🟢 DONE"}.get(status) or _badge(status)
+
+
+actor = current_actor()
+st.title("🔁 CVAT")
+st.caption("Export a filtered version to CVAT for (re)labeling, then pull the annotations back as a new version.")
+tab_export, tab_exports, tab_pull, tab_conn = st.tabs(["Export", "Exports", "Pull back", "Connections"])
+
+# ----- connections ----------------------------------------------------------------------------
+with tab_conn:
+    conns = call("list_cvat_connections") or []
+    if conns:
+        st.dataframe(pd.DataFrame([{"name": c.name, "url": c.url, "user": c.username, "auth": c.auth_kind,
+                                    "organization": c.org or ""} for c in conns]), hide_index=True)
+    else:
+        st.info("No CVAT connection yet: add one below. Secrets are stored in the catalog and never shown again.")
+    with st.form("cvat_add_connection", clear_on_submit=True):
+        st.subheader("Add a connection")
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Connection name", value="cvat")
+        url = c2.text_input("CVAT URL", placeholder="https://cvat.example.com")
+        c3, c4, c5 = st.columns(3)
+        kind = c3.selectbox("Credentials", ["login", "basic", "token", "pat"],
+                            help="login/basic: username + password; token: a CVAT API key; pat: personal access "
+                                 "token (CVAT ≥ 2.48)")
+        username = c4.text_input("CVAT username")
+        secret = c5.text_input("Password or token", type="password")
+        org = st.text_input("Organization (optional)")
+        if st.form_submit_button("Save connection") and call(
+                "add_cvat_connection", name, url, secret=secret, username=username, auth_kind=kind, org=org or None):
+            st.success(f"Saved connection {name!r}")
+            st.rerun()
+
+# ----- export ---------------------------------------------------------------------------------
+with tab_export:
+    groups = call("list_groups") or []
+    versions = [(g, v) for g in groups for v in g.versions if v.status == "READY"]
+    if not versions:
+        st.info("No READY version to export yet: import one first.")
+    elif not conns:
+        st.info("Add a CVAT connection first (tab **Connections**).")
+    else:
+        labels = {f"{g.name} / {v.split} v{v.version} (#{v.id}, {v.num_images} images)": v.id for g, v in versions}
+        with st.form("cvat_export"):
+            version_label = st.selectbox("Version", list(labels))
+            query = st.text_input("Filter (search DSL, empty = all images)", placeholder="category:car AND NOT tag:done")
+            c1, c2, c3 = st.columns(3)
+            conn_name = c1.selectbox("CVAT connection", [c.name for c in conns])
+            project = c2.text_input("CVAT project (existing or new)", value="relabel")
+            task_name = c3.text_input("Task name", value="relabel")
+            c4, c5, c6 = st.columns(3)
+            max_images = c4.number_input("Max images per task", min_value=1, max_value=100_000, value=1000)
+            segment = c5.number_input("Segment size (frames per job)", min_value=1, max_value=100_000, value=100)
+            quality = c6.number_input("Image quality", min_value=1, max_value=100, value=95)
+            preload = st.checkbox("Pre-load our annotations", value=True)
+            if st.form_submit_button("Export to CVAT", type="primary"):
+                started = call("start_cvat_export", ExportRequest(
+                    version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
+                    query=query, max_images_per_task=int(max_images), segment_size=int(segment),
+                    image_quality=int(quality), preload_annotations=preload))
+                if started:
+                    st.session_state[FOLLOW_KEY] = started.export_id
+                    st.success(f"Export #{started.export_id} queued: {started.num_images} images in "
+                               f"{started.num_tasks} task(s).")
+
+    @st.fragment(run_every="1s")
+    def follow() -> None:
+        export_id = st.session_state.get(FOLLOW_KEY)
+        if not export_id:
+            return
+        e = call("get_cvat_export", export_id)
+        if not e:
+            return
+        job = call("get_job", e.job_id) if e.job_id else None
+        st.markdown(f"**Export #{e.id}** · {badge(e.status)}")
+        if job and not job.finished:
+            st.progress(job.fraction, text=f"{job.stage} ({job.processed}/{job.total})" if job.total else job.stage)
+            if not call("live_workers") and job.status == "QUEUED":
+                st.warning("No worker is running: start one with `dsgen worker`.")
+        if e.status == "DONE":
+            for t in e.tasks:
+                st.markdown(f"✅ CVAT task [{t.name} (#{t.task_id})]({t.url}) · {t.num_images} images")
+        elif e.status in ("FAILED", "CANCELLED"):
+            st.error(f"Export failed: {e.error}. Resume it on the **Exports** tab.")
+        if e.status in ("DONE", "FAILED", "CANCELLED") and job and job.finished:
+            st.session_state[FOLLOW_KEY + "_done"] = e.id
+
+    follow()
+
+# ----- exports list ---------------------------------------------------------------------------
+with tab_exports:
+    exports = call("list_cvat_exports") or []
+    if not exports:
+        st.info("No exports yet.")
+    else:
+        st.dataframe(pd.DataFrame([{
+            "id": e.id, "status": badge(e.status), "version": e.version_id, "images": e.num_images,
+            "query": e.query, "project": e.project_name, "tasks": ", ".join(str(t.task_id) for t in e.tasks),
+            "links": " ".join(e.links), "created": fmt_time(e.created_at), "error": e.error or "",
+        } for e in exports]), hide_index=True, column_config={"links": st.column_config.LinkColumn("links")})
+        pick = st.selectbox("Export", [e.id for e in exports], format_func=lambda i: f"#{i}")
+        chosen = next(e for e in exports if e.id == pick)
+        for t in chosen.tasks:
+            st.markdown(f"- part {t.part + 1}: {t.name} · {t.state} · " + (f"[task #{t.task_id}]({t.url})"
+                                                                         if t.url else "not created yet"))
+        if chosen.job_id and (job := call("get_job", chosen.job_id)):
+            with st.expander("Log"):
+                st.code(job.log[-8000:] or "(empty)", language=None)
+        if chosen.status in ("FAILED", "CANCELLED") and st.button("Resume export", type="primary"):
+            if started := call("resume_cvat_export", chosen.id):
+                st.session_state[FOLLOW_KEY] = chosen.id
+                st.success(f"Export #{chosen.id} resumed (job {started.job_id}); created tasks are continued.")
+
+# ----- pull back ------------------------------------------------------------------------------
+with tab_pull:
+    editable = [g.name for g in groups if g.role in ("editor", "owner")] if groups else []
+    with st.form("cvat_pull"):
+        c1, c2 = st.columns(2)
+        task_ref = c1.text_input("CVAT task id(s) or link(s)", placeholder="12 or https://cvat/tasks/12")
+        into = c2.selectbox("Into group", editable or ["(no group you can edit)"])
+        if st.form_submit_button("Preview pull"):
+            refs = [r for r in task_ref.replace(",", " ").split() if r]
+            if preview := call("preview_pull", refs, into):
+                st.session_state[PREVIEW_KEY] = preview
+    preview = st.session_state.get(PREVIEW_KEY)
+    if preview:
+        d = preview.diff
+        st.subheader(f"Diff of task(s) {', '.join(map(str, preview.task_ids))} against version #"
+                     f"{preview.source_version_id}")
+        cols = st.columns(6)
+        for col, (label, value) in zip(cols, [("images changed", d.images_changed), ("added", d.added),
+                                              ("removed", d.removed), ("moved", d.moved),
+                                              ("relabeled", d.relabeled), ("attributes", d.attributes_changed)],
+                                       strict=True):
+            col.metric(label, value)
+        for old, new in d.classes_renamed:
+            st.markdown(f"- class renamed: **{old} → {new}**")
+        for name in d.classes_added:
+            st.markdown(f"- class added: **{name}**")
+        if d.images_not_matched:
+            st.warning(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:20])}")
+        if d.images_missing:
+            st.warning(f"{len(d.images_missing)} exported image(s) are gone from CVAT: {', '.join(d.images_missing[:20])}")
+        if d.changes:
+            st.dataframe(pd.DataFrame([{"image": c.file_name, "change": c.change, "class": c.category,
+                                        "detail": c.detail} for c in d.changes[:500]]), hide_index=True)
+        elif d.is_zero:
+            st.success("No changes: the new version would equal the exported one.")
+        if st.button(f"Create new version of {preview.group} / {preview.split}", type="primary"):
+            if started := call("commit_pull", preview.pull_id):
+                with st.spinner("Writing the new version …"):
+                    deadline = time.monotonic() + 120
+                    while (job := call("get_job", started.job_id)) and not job.finished and time.monotonic() < deadline:
+                        time.sleep(0.3)
+                if job and job.status == "SUCCEEDED":
+                    st.success(f"Version {preview.group} / {preview.split} v{started.version} is READY.")
+                    del st.session_state[PREVIEW_KEY]
+                elif job:
+                    st.error(f"Pull {job.status}: {job.error or job.stage}")
+
+run_caption()

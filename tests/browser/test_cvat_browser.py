@@ -1,0 +1,46 @@
+"""The CVAT page in headless Chromium: save a connection, export a version to the fake CVAT, see the task link."""
+
+from __future__ import annotations
+
+from cvat_fake.fixtures import make_fake  # noqa: F401
+from test_cvat_sync_support import capi, import_version, sample_export  # noqa: F401
+from ui_helpers import act, shot, wait_idle
+
+
+def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui):  # noqa: F811
+    admin = capi.default_actor
+    import_version(capi, admin, sample_export, group="street")
+    fake = make_fake()
+    page = ui
+    act(page, lambda: page.get_by_role("link", name="CVAT").first.click())
+    page.get_by_role("heading", name="🔁 CVAT").wait_for()
+
+    page.get_by_role("tab", name="Connections", exact=True).click()
+    page.get_by_label("CVAT URL", exact=True).fill(fake.url)
+    page.get_by_label("CVAT username", exact=True).fill(fake.username)
+    page.get_by_label("Password or token", exact=True).fill(fake.password)
+    act(page, lambda: page.get_by_role("button", name="Save connection").click())
+    page.get_by_role("tab", name="Export", exact=True).click()
+    page.get_by_role("button", name="Export to CVAT").wait_for()
+    assert page.get_by_text(fake.password).count() == 0
+    page.get_by_label("Filter (search DSL, empty = all images)", exact=True).fill("width>0")
+    page.get_by_label("Task name", exact=True).fill("street-relabel")
+    shot(page, "cvat_export_form")
+    act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
+    page.get_by_text("queued: 12 images in 1 task(s)").wait_for()
+    link = page.get_by_role("link", name="street-relabel (#1)")
+    link.wait_for(timeout=60_000)
+    assert link.get_attribute("href") == f"{fake.url}/tasks/1"
+    wait_idle(page)
+    shot(page, "cvat_export_done")
+    assert [t["size"] for t in fake.tasks()] == [12]
+
+    page.get_by_role("tab", name="Pull back", exact=True).click()
+    page.get_by_label("CVAT task id(s) or link(s)", exact=True).fill(f"{fake.url}/tasks/1")
+    act(page, lambda: page.get_by_role("button", name="Preview pull").click())
+    page.get_by_text("No changes: the new version would equal the exported one.").wait_for()
+    shot(page, "cvat_pull_preview")
+    act(page, lambda: page.get_by_role("button", name="Create new version of street / train").click(), timeout=60)
+    page.get_by_text("v1.1.0 is READY").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Exports", exact=True).click()
+    shot(page, "cvat_exports_list")

@@ -1,0 +1,106 @@
+"""Export → CVAT → pull back through the facade and jobs, against the fake CVAT over real HTTP."""
+
+from __future__ import annotations
+
+from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
+from test_cvat_sync_support import capi, connect, import_version, sample_export  # noqa: F401
+
+from dsgen_core.cvat_sync.records import ExportRequest
+from dsgen_core.lake.store import read_tables
+
+
+def _export(capi, admin, fake, version_id, **kw):  # noqa: ANN001, ANN003, F811
+    conn = connect(capi, admin, fake)
+    req = ExportRequest(version_id=version_id, connection=conn, project="relabel", task_name="cars-1",
+                        **{"segment_size": 5, "image_quality": 90, **kw})
+    started = capi.start_cvat_export(admin, req)
+    info = capi.run_job_here(admin, started.job_id)
+    assert info.status == "SUCCEEDED", (info.error, info.log)
+    return started, capi.get_cvat_export(admin, started.export_id)
+
+
+def _tables(capi, admin, version_id):  # noqa: ANN001, F811
+    return read_tables(capi._ready_folder(admin, version_id))
+
+
+def test_unchanged_round_trip_is_lossless(capi, fake_cvat, sample_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    capi.add_tags(admin, vid, 1, ["keep"])
+    capi.set_metadata(admin, vid, 2, {"weather": "rain"})
+    started, export = _export(capi, admin, fake_cvat, vid)
+    assert export.status == "DONE" and len(export.tasks) == 1
+    task = export.tasks[0]
+    assert task.url == f"{fake_cvat.url}/tasks/{task.task_id}" and export.links == [task.url]
+    assert fake_cvat.tasks()[0]["size"] == 12 and fake_cvat.tasks()[0]["shapes"] > 0
+
+    preview = capi.preview_pull(admin, task.url, into="cars")
+    d = preview.diff
+    assert d.is_zero, d.summary()
+    assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (0, 0, 0, 0, 0)
+    assert d.images_matched == 12 and d.unchanged == _tables(capi, admin, vid).annotations.num_rows
+    pulled = capi.commit_pull(admin, preview.pull_id)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+
+    src, new = _tables(capi, admin, vid), _tables(capi, admin, pulled.version_id)
+    assert new.annotations.equals(src.annotations)  # the annotations table, row for row, value for value
+    assert new.categories.equals(src.categories) and new.images.equals(src.images)
+    v_src, v_new = capi.get_version(admin, vid), capi.get_version(admin, pulled.version_id)
+    assert v_new.content_hash == v_src.content_hash
+    assert (v_new.group_name, v_new.split, v_new.version) == ("cars", "train", "1.1.0")
+    assert v_new.parents == [vid]
+    cur = capi.image_curation(admin, pulled.version_id, 1)
+    assert cur.tags == ["keep"]
+    assert capi.image_curation(admin, pulled.version_id, 2).metadata == {"weather": "rain"}
+    actions = {e.action for e in capi.list_audit(admin)}
+    assert {"cvat.export.start", "cvat.export.done", "cvat.pull.preview", "cvat.pull.commit"} <= actions
+
+
+def test_relabeled_pull_back_diff_and_new_version(capi, fake_cvat, sample_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    _, export = _export(capi, admin, fake_cvat, vid)
+    tid = export.tasks[0].task_id
+    shapes = fake_cvat.shapes(tid)
+    labels = {lab.id: lab for lab in fake_cvat.labels(tid)}
+    box = next(s for s in shapes if s.type == "rectangle")
+    gone = next(s for s in shapes if s.type == "rectangle" and s.id != box.id and s.frame != box.frame)
+    with_attr = next(s for s in shapes if labels[s.label_id].attributes and s.id not in (box.id, gone.id))
+    attr = labels[with_attr.label_id].attributes[0]
+    new_value = next(v for v in (attr.values if attr.input_type in ("select", "radio") else ["true", "false"])
+                     if v != with_attr.attributes.get(attr.id))
+    fake_cvat.move_shape(tid, box.id, 3.0, 2.0)
+    fake_cvat.delete_shape(tid, gone.id)
+    frame = fake_cvat.task(tid).frames[0].name
+    first_label = labels[min(labels)].name
+    fake_cvat.add_box(tid, frame, first_label, (1.0, 2.0, 11.0, 7.0))
+    fake_cvat.set_attribute(tid, with_attr.id, attr.name, new_value)
+    renamed_from = labels[max(labels)].name
+    fake_cvat.rename_label(tid, renamed_from, renamed_from + "_v2")
+
+    d = capi.preview_pull(admin, tid, into="cars").diff
+    assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (1, 1, 1, 0, 1), d.summary()
+    assert d.classes_renamed == [(renamed_from, renamed_from + "_v2")] and d.classes_added == []
+    assert d.images_not_matched == [] and d.images_missing == []
+    changed_frames = {box.frame, gone.frame, 0, with_attr.frame}
+    assert d.images_changed == len(changed_frames)
+    kinds = sorted(c.change for c in d.changes)
+    assert kinds == ["added", "attributes", "moved", "removed"]
+
+    pulled = capi.commit_pull(admin, capi.preview_pull(admin, tid, into="cars").pull_id)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+    src, new = _tables(capi, admin, vid), _tables(capi, admin, pulled.version_id)
+    assert new.annotations.num_rows == src.annotations.num_rows  # one added, one removed
+    assert renamed_from + "_v2" in new.categories.column("name").to_pylist()
+    supers = dict(zip(src.categories.column("category_id").to_pylist(),
+                      src.categories.column("supercategory").to_pylist(), strict=True))
+    assert dict(zip(new.categories.column("category_id").to_pylist(),
+                    new.categories.column("supercategory").to_pylist(), strict=True)) == supers
+    rows = {r["annotation_id"]: r for r in new.annotations.to_pylist()}
+    old = {r["annotation_id"]: r for r in src.annotations.to_pylist()}
+    assert len(set(old) - set(rows)) == 1 and len(set(rows) - set(old)) == 1
+    new_row = rows[max(rows)]
+    assert (new_row["bbox_x"], new_row["bbox_y"], new_row["bbox_w"], new_row["bbox_h"]) == (1.0, 2.0, 11.0, 7.0)
+    differing = [i for i in set(old) & set(rows) if old[i] != rows[i]]
+    assert len(differing) == 2  # the moved box and the changed attribute; every other row identical
+    assert capi.get_version(admin, pulled.version_id).version == "1.1.0"

@@ -1,0 +1,47 @@
+"""Shared set-up of the CVAT round-trip tests (no tests here): a facade with the CVAT mixin, a small
+imported dataset with real JPEGs, and a saved connection to a fake CVAT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsgen_core.api import Dsgen, ImportRequest
+from dsgen_core.facade_cvat import CvatFacade
+from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
+
+FAST_ENV = {"DSGEN_CVAT_POLL": "0.005,0.05", "DSGEN_CVAT_RETRY": "3,0.01,0.05", "DSGEN_CVAT_TIMEOUT": "10"}
+
+
+CvatApi = Dsgen  # the facade carries CvatFacade
+assert issubclass(CvatApi, CvatFacade)
+
+
+@pytest.fixture
+def capi(dsgen_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    for k, v in FAST_ENV.items():
+        monkeypatch.setenv(k, v)
+    api = CvatApi.open()
+    yield api
+    api.app.close()
+
+
+@pytest.fixture(scope="session")
+def sample_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real JPEGs with boxes, polygons, RLE masks and attributes; nested file names."""
+    root = tmp_path_factory.mktemp("cvat-sync-src")
+    generate_cvat_coco(root, SampleSpec(num_images=12, seed=5, workers=1, resolutions=((96, 64), (80, 60)),
+                                        polygon_fraction=0.3, rle_fraction=0.15, mean_boxes=4))
+    return root
+
+
+def import_version(api: CvatApi, actor, path: Path, group: str = "cars") -> int:  # noqa: ANN001
+    started = api.start_import(actor, ImportRequest(path=str(path), group=group))
+    info = api.run_job_here(actor, started.job_id)
+    assert info.status == "SUCCEEDED", info.error
+    return started.version_id
+
+
+def connect(api: CvatApi, actor, fake, name: str = "fake") -> int:  # noqa: ANN001
+    return api.add_cvat_connection(actor, name, fake.url, username=fake.username, secret=fake.password).id
