@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from dsgen_core.catalog.models import AuditEntry, User
 from dsgen_core.errors import NotFound
@@ -33,7 +34,15 @@ def to_actor(user: User) -> Actor:
 
 
 def ensure_admin(catalog) -> tuple[Actor, str | None]:  # noqa: ANN001
-    """Create the first admin if there are no users; returns it and the one-time password if generated."""
+    """Create the first admin if there are no users; returns it and the one-time password if generated.
+    Processes starting together on a new catalog: one creates it, the others find it."""
+    try:
+        return _ensure_admin(catalog)
+    except IntegrityError:
+        return _ensure_admin(catalog)
+
+
+def _ensure_admin(catalog) -> tuple[Actor, str | None]:  # noqa: ANN001
     with catalog.session() as s:
         if s.scalar(select(func.count(User.id))):
             admin = s.scalars(select(User).where(User.is_admin.is_(True)).order_by(User.id)).first()

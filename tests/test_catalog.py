@@ -100,3 +100,27 @@ def test_upgrade_keeps_rows_written_under_the_first_schema(catalog_url):
     with cat.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     cat.dispose()
+
+
+def test_processes_starting_together_on_a_fresh_catalog_all_get_the_schema(catalog_url, tmp_path):
+    """Web app, worker and CLI may all open a new catalog at once; none may fail on the migration or
+    on creating the first admin."""
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    code = (
+        "import sys, time, pathlib\n"
+        "from dsgen_core.catalog.db import Catalog, HEAD_REVISIONS, current_revisions\n"
+        "go = pathlib.Path(sys.argv[2])\n"
+        "while not go.exists(): time.sleep(0.005)\n"
+        "c = Catalog(sys.argv[1]); c.migrate()\n"
+        "assert current_revisions(c.engine) == HEAD_REVISIONS\n"
+        "from dsgen_core.users import ensure_admin\n"
+        "assert ensure_admin(c)[0].username == 'admin'\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, catalog_url, str(go)], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors

@@ -17,6 +17,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The migration heads (features add branches off 0001; alembic upgrades to all "heads"). A test
 # checks this against alembic's script directory; knowing it lets a process skip loading alembic
 # (~150 ms) when the catalog is already current.
+_MIGRATION_LOCK = 0x64736765  # "dsge": the advisory lock key of catalog migrations
 HEAD_REVISIONS = frozenset({"0002", "0003", "0004", "0005"})
 
 
@@ -48,15 +49,39 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the catalog schema to the newest migration (a no-op, without alembic, when it is)."""
+    """Bring the catalog schema to the newest migration (a no-op, without alembic, when it is).
+
+    Several processes may start at once on a fresh catalog (web app, workers, CLI): one migrates while
+    the others wait — a file lock beside a SQLite catalog, an advisory lock on PostgreSQL — and then
+    find the schema current."""
     if current_revisions(engine) == HEAD_REVISIONS:
         return
     from alembic import command
 
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+    with _sqlite_migration_lock(engine):
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock file next to a SQLite catalog file (SQLite runs DDL outside transactions)."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.migrate.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def current_revisions(engine: Engine) -> frozenset[str]:
