@@ -17,8 +17,8 @@ from dsgen_core.errors import NotFound, PermissionDenied
 
 PW = "a-long-test-password"
 ROLES = ["admin", "owner", "editor", "viewer", "member", "stranger"]
-READ_ACTIONS = ["list", "open", "query", "insight", "export"]
-EDIT_ACTIONS = ["import"]
+READ_ACTIONS = ["list", "open", "query", "insight", "sql", "export"]
+EDIT_ACTIONS = ["import", "tag"]
 OWNER_ACTIONS = ["grant", "visibility", "delete"]
 
 
@@ -61,8 +61,17 @@ def attempt(w: World, role: str, action: str) -> str:
             api.get_version(actor, w.version_id)
         elif action == "query":
             assert api.sample_images(actor, w.version_id, limit=5)
+            assert api.search_images(actor, w.version_id, "boxes>0").total == 2
         elif action == "insight":
             assert api.class_counts(actor, w.version_id)
+            assert api.insight(actor, w.version_id, "classes") is not None
+        elif action == "sql":
+            result = api.run_sql(actor, "SELECT count(*) AS n FROM images", version_ids=[w.version_id])
+            assert result.table.column("n").to_pylist() == [2]
+            assert api.run_sql(actor, "SELECT count(*) AS n FROM images").table.column("n").to_pylist() == [2]
+        elif action == "tag":
+            api.add_tags(actor, w.version_id, 1, f"by-{role}")
+            api.remove_tags(actor, w.version_id, 1, f"by-{role}")
         elif action == "export":
             api.export_coco(actor, w.version_id, w.out / f"{role}.json")
         elif action == "import":
@@ -146,3 +155,11 @@ def test_organization_visibility_needs_membership_of_the_owner(world, api):
         api.set_visibility(world.actors["owner"], "g", "organization", "other")
     with pytest.raises(Exception, match="needs the organization"):
         api.set_visibility(world.actors["owner"], "g", "organization")
+
+
+def test_sql_sees_nothing_of_a_group_one_may_not_read(world):
+    api, stranger = world.api, world.actors["stranger"]
+    assert api.run_sql(stranger, "SELECT count(*) AS n FROM images").table.column("n").to_pylist() == [0]
+    assert api.run_sql(stranger, "SELECT count(*) AS n FROM versions").table.column("n").to_pylist() == [0]
+    with pytest.raises(NotFound):
+        api.run_sql(stranger, "SELECT * FROM images", version_ids=[world.version_id])
