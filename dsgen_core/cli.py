@@ -213,16 +213,16 @@ def _streamlit_cmd(port: int, address: str) -> list[str]:
     ]
 
 
-def cmd_serve(args) -> int:  # noqa: ANN001
-    api = _api()
-    if api.admin_password:
-        print(f"\n  First start: created user 'admin' with one-time password: {api.admin_password}\n"
-              "  (set DSGEN_ADMIN_PASSWORD before the first start to choose it)\n")
+def cmd_serve(args, api=None) -> int:  # noqa: ANN001
+    api = api or _api()
     procs = []
     if not args.no_worker:
         procs.append(subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "worker"]))
     procs.append(subprocess.Popen(_streamlit_cmd(args.port, args.address), cwd=PROJECT_ROOT))
-    print(f"\n  dsgen is running: http://localhost:{args.port}\n  data folder: {api.app.settings.home}\n"
+    first = (f"  First start: log in as 'admin' with the one-time password {api.admin_password}\n"
+             "  (shown once; change it on the Account page. DSGEN_ADMIN_PASSWORD chooses it instead)\n"
+             if api.admin_password else "")
+    print(f"\n  dsgen is running: http://localhost:{args.port}\n{first}  data folder: {api.app.settings.home}\n"
           "  stop with Ctrl+C\n", flush=True)
 
     def stop(*_):  # noqa: ANN002
@@ -248,7 +248,7 @@ def cmd_up(args) -> int:  # noqa: ANN001
         from dsgen_core.demo import load_demo
 
         load_demo(api, api.default_actor, num_images=args.images, follow=follow_job)
-    return cmd_serve(args)
+    return cmd_serve(args, api)  # the same facade: it holds the first start's one-time password
 
 
 def cmd_report(args) -> int:  # noqa: ANN001

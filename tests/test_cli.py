@@ -71,3 +71,47 @@ def test_demo_loads_ready_dataset(dsgen_env):
     listed = json.loads(dsgen("datasets", "list", "--json", check=True).stdout)
     assert listed[0]["name"] == "demo", proc.stderr
     assert {v["split"]: v["status"] for v in listed[0]["versions"]} == {"train": "READY", "val": "READY"}
+
+
+def test_up_on_a_fresh_installation_prints_a_one_time_password_that_logs_in(dsgen_env, monkeypatch):
+    """The README's first command: demo loaded, app served, and the first admin's password shown once."""
+    import re
+    import socket
+    import time
+    import urllib.request
+
+    monkeypatch.delenv("DSGEN_ADMIN_PASSWORD")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "up", "--port", str(port), "--address",
+                             "127.0.0.1", "--images", "6"], cwd=ROOT, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "data folder:" in line or proc.poll() is not None:
+                break
+        out = "".join(lines)
+        found = re.search(r"one-time password (\S+)", out)
+        assert found, out
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        from dsgen_core.api import Dsgen
+
+        api = Dsgen.open()
+        assert api.admin_password is None  # shown once, by `up`
+        actor = api.login("admin", found.group(1)).actor
+        assert [g.name for g in api.list_groups(actor)] == ["demo"]
+        api.app.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
