@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 from test_curation_support import make_version
 from ui_helpers import act, fill, shot, wait_idle
 
@@ -62,8 +63,9 @@ def test_insights_filter_click_save_reopen(ui, dsgen_server, api, admin):
     other.goto(f"{dsgen_server.url}{link}")
     other.get_by_role("heading", name="📊 Insights").wait_for()
     wait_idle(other)
-    assert other.get_by_label("Filter (DSL)", exact=True).input_value() == "id<=6"
-    assert other.get_by_label("Compare filter (DSL)", exact=True).input_value() == "NOT id<=6"
+    # a loaded machine may show the first run before the view's values: wait for them, do not sample
+    expect(other.get_by_label("Filter (DSL)", exact=True)).to_have_value("id<=6", timeout=30_000)
+    expect(other.get_by_label("Compare filter (DSL)", exact=True)).to_have_value("NOT id<=6", timeout=30_000)
     other.get_by_text("A vs B").first.wait_for()
     shot(other, "33-insights-view-reopened")
 
