@@ -6,7 +6,6 @@ The preview keeps the downloaded files with the pull record, so the commit appli
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,7 +187,7 @@ def _copy_curation(s: Any, source_id: int, target_id: int, user_id: int | None) 
 
 def run_pull(app: App, ctx: JobContext) -> dict[str, Any]:
     from dsgen_core.importing.job import lake_folder
-    from dsgen_core.lake.store import content_hash, prepared, read_tables, write_tables
+    from dsgen_core.lake.store import publish, read_tables
 
     pull_id, version_id = int(ctx.params["pull_id"]), int(ctx.params["version_id"])
     with app.catalog.session() as s:
@@ -210,12 +209,8 @@ def run_pull(app: App, ctx: JobContext) -> dict[str, Any]:
     tables = read_tables(src_folder)
     diff, plan = compute(tables, export, tasks, pull_dir(app, pull_id))
     ctx.stage("writing lake")
-    new = prepared(apply(tables, plan))
-    digest = content_hash(new)
-    write_tables(new, staging)
     ctx.check_cancel()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, final)
+    new, digest = publish(apply(tables, plan), staging, final)
     ctx.stage("committing")
     with app.catalog.session() as s:
         v = s.get(DatasetVersion, version_id)

@@ -6,9 +6,7 @@ are content-addressed and simply found again.
 
 from __future__ import annotations
 
-import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +36,7 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
     from dsgen_core.importing.checks import check_tables
     from dsgen_core.importing.media_checks import check_media, store_media, with_media_columns
     from dsgen_core.importing.sources import SourceError, resolve_source
-    from dsgen_core.lake.store import content_hash, prepared, write_tables
+    from dsgen_core.lake.store import publish
 
     p = ctx.params
     version_id = int(p["version_id"])
@@ -99,15 +97,8 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
             tables.images = with_media_columns(tables.images, media, uris)
         ctx.stage("writing lake")
         tables.meta["source_path"] = str(p["source_path"])
-        tables = prepared(tables)
-        # Hashing and writing both spend their time in Arrow/zstd/sha256 without the GIL.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashing = pool.submit(content_hash, tables)
-            write_tables(tables, staging)
-            digest = hashing.result()
         ctx.check_cancel()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
+        tables, digest = publish(tables, staging, final)
         ctx.stage("committing")
         with app.catalog.session() as s:
             v = s.get(DatasetVersion, version_id)

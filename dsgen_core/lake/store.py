@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,22 @@ def write_tables(tables: DatasetTables, folder: Path) -> None:
             use_byte_stream_split=split,
         )
     (folder / "meta.json").write_bytes(orjson.dumps(t.meta, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+
+
+def publish(tables: DatasetTables, staging: Path, final: Path) -> tuple[DatasetTables, str]:
+    """Write a version's tables into `staging`, hash them meanwhile, then move the folder to `final`
+    in one rename: a version folder is either complete or absent. Returns the prepared tables and hash."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tables = prepared(tables)
+    # Hashing and writing both spend their time in Arrow/zstd/sha256 without the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(content_hash, tables)
+        write_tables(tables, staging)
+        digest = hashing.result()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, final)
+    return tables, digest
 
 
 def prepared(tables: DatasetTables) -> DatasetTables:
