@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,9 @@ def get_api() -> Dsgen:
     return _open_api(os.environ.get("DSGEN_HOME"), os.environ.get("DSGEN_CATALOG_URL"))
 
 
+ACTOR_RECHECK_SECONDS = 5.0  # a page run calls the facade many times; the session is re-checked this often
+
+
 def current_token() -> str | None:
     """The session token: the HttpOnly cookie set by /auth/login (AppTest sets session_state instead)."""
     try:
@@ -80,7 +84,12 @@ def current_token() -> str | None:
 
 def current_actor() -> Actor:
     """The logged-in user; without a live session the page says so, links to the log-in and stops."""
-    actor = get_api().actor_for_token(current_token())
+    token = current_token()
+    cached = st.session_state.get("_dsgen_actor")
+    if cached and cached[0] == token and time.monotonic() - cached[1] < ACTOR_RECHECK_SECONDS:
+        return cached[2]
+    actor = get_api().actor_for_token(token)
+    st.session_state["_dsgen_actor"] = (token, time.monotonic(), actor) if actor else None
     if actor is None:
         st.warning("You are not logged in, or your session has ended.")
         st.markdown('<a href="/auth/login" target="_self">Log in</a>', unsafe_allow_html=True)
