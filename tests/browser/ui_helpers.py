@@ -66,15 +66,25 @@ def fill(page, label: str, value: str) -> None:  # noqa: ANN001
         act(page, lambda: (box.fill(value), box.press("Enter")))
 
 
-def pick(page, label: str, option: str) -> None:  # noqa: ANN001
-    """Choose an option of a selectbox by its label: type to filter, then Enter takes the first match."""
+def pick(page, label: str, option: str, attempts: int = 3) -> None:  # noqa: ANN001
+    """Choose an option of a selectbox by its label: type to filter, then Enter takes the first match.
+    A rerun landing between the click and the typing closes the list; then try again."""
     box = page.locator('[data-testid="stSelectbox"]').filter(
         has=page.get_by_text(label, exact=True)).locator("input")
 
     def choose() -> None:
-        box.click()
-        box.fill(option)
-        page.get_by_role("option", name=option, exact=True).wait_for()
-        box.press("Enter")
+        for attempt in range(attempts):
+            wait_idle(page)
+            box.click()
+            box.fill(option)
+            try:
+                page.get_by_role("option", name=option, exact=True).wait_for(timeout=5_000)
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError: the list was closed by a rerun
+                box.press("Escape")
+                if attempt == attempts - 1:
+                    raise
+                continue
+            box.press("Enter")
+            return
 
     act(page, choose)
