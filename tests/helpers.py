@@ -72,3 +72,25 @@ def zip_folder(folder: Path, zip_path: Path) -> Path:
             if p.is_file():
                 zf.write(p, p.relative_to(folder).as_posix())
     return zip_path
+
+
+APP_SCRIPT = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def run_page(page: str | None = None, **query: str):  # noqa: ANN201 - streamlit's AppTest
+    """app.py in AppTest, logged in as the fixture installation's admin (AppTest has no cookies, so the
+    session token goes in session_state), with query params, switched to `page`; fails on an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    from pages._common import get_api
+
+    at = AppTest.from_file(APP_SCRIPT, default_timeout=60)
+    at.session_state["dsgen_token"] = get_api().login("admin", "test-admin-pw").token
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

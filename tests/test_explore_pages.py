@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import run_page
 from streamlit.testing.v1 import AppTest
 
 from dsgen_core.api import ImportRequest
 from dsgen_core.sample_data import SampleSpec, generate_cvat_coco_zip
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 EXPLORE = "pages/explore.py"
 
 
@@ -34,17 +33,7 @@ def version_id(dsgen_env, api, sample_zip) -> int:
 
 
 def open_explore(**query: str) -> AppTest:
-    from pages._common import get_api
-
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["dsgen_token"] = get_api().login("admin", "test-admin-pw").token
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(EXPLORE)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page(EXPLORE, **query)
 
 
 def matching(at: AppTest) -> int:

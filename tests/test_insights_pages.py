@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import pytest
+from helpers import run_page
 from streamlit.testing.v1 import AppTest
 from test_curation_support import make_version
 from test_query_dsl import IMAGES
 
 from dsgen_core.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 INSIGHTS, SQL = "pages/insights.py", "pages/sql.py"
 
 
@@ -35,17 +33,7 @@ def version(app_env, api, admin) -> int:
 
 
 def open_page(page: str, **query: str) -> AppTest:
-    from pages._common import get_api
-
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["dsgen_token"] = get_api().login("admin", "test-admin-pw").token
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page(page, **query)
 
 
 def test_insights_page_filters_compares_and_saves_a_view(version):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import coco_doc, image_rec, write_export, zip_folder
+from helpers import coco_doc, image_rec, run_page, write_export, zip_folder
 from streamlit.testing.v1 import AppTest
 
 from dsgen_core.api import ImportRequest
@@ -19,7 +19,6 @@ from dsgen_core.sample_data import SampleSpec, generate_cvat_coco_zip
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 DATASETS, IMPORT, DATASET, JOBS = "pages/datasets.py", "pages/import_data.py", "pages/dataset.py", "pages/jobs.py"
-TIMEOUT = 60
 
 
 @pytest.fixture
@@ -47,32 +46,6 @@ def imported(app_env, api, small_zip):
     job = api.run_job_here(actor, started.job_id)
     assert job.status == "SUCCEEDED", job.error
     return api.get_version(actor, started.version_id)
-
-
-def admin_token() -> str:
-    """A live session of the installation's admin: AppTest has no cookies, so it goes in session_state."""
-    from pages._common import get_api
-
-    return get_api().login("admin", "test-admin-pw").token
-
-
-def new_app(token: str | None = "admin") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if token:
-        at.session_state["dsgen_token"] = admin_token() if token == "admin" else token
-    return at
-
-
-def run_page(page: str | None = None, **query: str) -> AppTest:
-    at = new_app()
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def texts(elements) -> str:  # noqa: ANN001
