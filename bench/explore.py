@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from datasets import ensure_l, open_l_version
 from table import print_table  # bench/table.py: the script's own folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / "data"
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
@@ -67,36 +66,11 @@ HAND_ORDER = {
 }
 
 
-def ensure_l(small: bool) -> Path:
-    from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
-
-    n = 11_800 if small else 118_000
-    folder = DATA / f"L-{n}-p55"  # shared with bench/spine.py
-    if not (folder / "annotations" / "instances_default.json").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        generate_cvat_coco(folder, SampleSpec(num_images=n, seed=8, with_images=False, polygon_fraction=0.55))
-    return folder
-
-
 def open_curated(l_dir: Path, small: bool, rows: list):  # noqa: ANN201 - (api, actor, version_id)
-    from dsgen_core.api import Dsgen, ImportRequest
     from dsgen_core.curation.edits import BulkEdit
-    from dsgen_core.facade_curation import CurationFacade
-
-    class Api(CurationFacade, Dsgen):
-        pass
 
     home = OUT / ("home-explore-small" if small else "home-explore")
-    os.environ.setdefault("DSGEN_ADMIN_PASSWORD", "bench-only")
-    fresh = not (home / "catalog.db").exists()
-    api = Api.open(home)
-    actor = api.default_actor
-    if fresh:
-        started = api.start_import(actor, ImportRequest(path=str(l_dir / "annotations" / "instances_default.json"),
-                                                        group="bench", annotations_only=True))
-        job = api.run_job_here(actor, started.job_id)
-        assert job.status == "SUCCEEDED", job.error
-    vid = api.list_groups(actor)[0].versions[-1].id
+    api, actor, vid = open_l_version(home, l_dir)
     t = time.perf_counter()
     api.search_images(actor, vid, "", limit=1)
     rows.append(("engine load: first query of a process (s)", f"{time.perf_counter() - t:.2f}", "", "", "", True))

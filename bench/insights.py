@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from datasets import ensure_l, open_l_version  # bench/datasets.py: the script's folder is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA, OUT = ROOT / "bench" / "data", ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 RUNS = 7
 SQL_QUERIES = [
@@ -48,34 +49,13 @@ def timed(fn, runs: int = RUNS) -> float:  # noqa: ANN001
     return statistics.median(times)
 
 
-def ensure_l(small: bool) -> Path:
-    from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
-
-    n = 11_800 if small else 118_000
-    folder = DATA / f"L-{n}-p55"  # shared with bench/spine.py and bench/explore.py
-    if not (folder / "annotations" / "instances_default.json").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        generate_cvat_coco(folder, SampleSpec(num_images=n, seed=8, with_images=False, polygon_fraction=0.55))
-    return folder
-
-
 def open_api(l_dir: Path, small: bool):  # noqa: ANN201 - (api, actor, version_id, rows)
-    from dsgen_core.api import Dsgen, ImportRequest
     from dsgen_core.curation.edits import BulkEdit
     from dsgen_core.search import service
 
     home = OUT / ("home-insights-small" if small else "home-insights")
-    os.environ.setdefault("DSGEN_ADMIN_PASSWORD", "bench-only")
-    fresh = not (home / "catalog.db").exists()
-    api = Dsgen.open(home)
-    actor = api.default_actor
+    api, actor, vid = open_l_version(home, l_dir)
     rows = []
-    if fresh:
-        started = api.start_import(actor, ImportRequest(path=str(l_dir / "annotations" / "instances_default.json"),
-                                                        group="bench", annotations_only=True))
-        job = api.run_job_here(actor, started.job_id)
-        assert job.status == "SUCCEEDED", job.error
-    vid = api.list_groups(actor)[0].versions[-1].id
     t = time.perf_counter()
     engine = api._engine(actor, vid)
     rows.append(("engine load (first use in a process)", ms(time.perf_counter() - t), "", ""))

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from datasets import ensure_l
 from table import print_table  # bench/table.py: the script's own folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,20 +54,14 @@ print(json.dumps({{"inner_s": time.perf_counter() - t0,
 def ensure_data(small: bool) -> tuple[Path, Path]:
     from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
 
-    s_n, l_n = (1000, 11800) if small else (10_000, 118_000)
+    s_n = 1000 if small else 10_000
     s_dir = DATA / f"S-{s_n}"
-    l_dir = DATA / f"L-{l_n}-p55"
+    l_dir = ensure_l(small)
     if not (s_dir / "annotations" / "instances_default.json").exists():
         t = time.perf_counter()
         shutil.rmtree(s_dir, ignore_errors=True)
         generate_cvat_coco(s_dir, SampleSpec(num_images=s_n, seed=7))
         print(f"generated S in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-    if not (l_dir / "annotations" / "instances_default.json").exists():
-        t = time.perf_counter()
-        shutil.rmtree(l_dir, ignore_errors=True)
-        # polygon share set so the JSON is ~330 MB, the size the issue names (COCO train2017-like)
-        generate_cvat_coco(l_dir, SampleSpec(num_images=l_n, seed=8, with_images=False, polygon_fraction=0.55))
-        print(f"generated L in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     return s_dir, l_dir
 
 
