@@ -28,13 +28,12 @@ _CACHE_SECONDS = 10.0  # a revoked session may be honoured this long by one serv
 _seen: dict[str, tuple[float, bool]] = {}
 
 
-@cache
-def _api(home: str | None, catalog_url: str | None) -> Dsgen:
-    return Dsgen.open()
-
-
 def api() -> Dsgen:
-    return _api(os.environ.get("DSGEN_HOME"), os.environ.get("DSGEN_CATALOG_URL"))
+    """The process's one facade, shared with the pages (opening a second would migrate-check,
+    ensure the admin and pool connections twice)."""
+    from pages._common import get_api
+
+    return get_api()
 
 
 def _valid(token: str | None) -> bool:

@@ -30,8 +30,9 @@ def sample_zip(tmp_path_factory) -> Path:
 def server(dsgen_env) -> Iterator[str]:
     """The web routes of pages/_web_auth.py behind RequireLogin, served for real on a free port."""
     from pages import _web_auth
+    from pages._common import _open_api
 
-    _web_auth._api.cache_clear()
+    _open_api.clear()
     _web_auth._seen.clear()
     app = Starlette(routes=_web_auth.ROUTES, middleware=[Middleware(_web_auth.RequireLogin)])
     with socket.socket() as s:
@@ -49,7 +50,7 @@ def server(dsgen_env) -> Iterator[str]:
         srv.should_exit = True
         thread.join(timeout=10)
         _web_auth.api().app.close()
-        _web_auth._api.cache_clear()
+        _open_api.clear()
 
 
 def imported(api, zip_path: Path) -> tuple[int, list[int]]:
