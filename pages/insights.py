@@ -82,38 +82,66 @@ def controls(labels: dict[int, str]) -> tuple[list[Subset], list[str], dict[str,
 # ----- charts ----------------------------------------------------------------------------------
 
 
+LABEL_LIMIT = 140  # px: longer axis labels end in an ellipsis (the tooltip has the full text)
+
+
+def fit(chart: alt.Chart, height: int) -> alt.Chart:
+    """As wide as the column (only the width fits: `height` stays the plot's, legends and labels come on top)."""
+    return chart.properties(width="container", height=height,
+                            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+
+
+def _tooltip(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ("_row", "_order", "last")]
+
+
 def bar(frame: pl.DataFrame, x: str, y: str, compare: bool, horizontal: bool = False,
         sort: bool = True) -> alt.Chart:
-    """A clickable bar chart; in comparison mode bars of the subsets stand side by side."""
+    """A clickable bar chart as wide as its column; in comparison mode bars of the subsets stand side by side.
+
+    Unsorted charts keep the frame's `_order` (histogram bins), so bars of two subsets line up bin by bin."""
     pick = alt.selection_point(name=PICK, fields=["_row"])
     enc: dict[str, Any] = {
-        "color": alt.Color("subset:N", legend=alt.Legend(orient="top")) if compare else alt.value("#4c78a8"),
+        "color": alt.Color("subset:N", legend=alt.Legend(orient="top", labelLimit=LABEL_LIMIT)) if compare
+        else alt.value("#4c78a8"),
         "opacity": alt.condition(pick, alt.value(1.0), alt.value(0.55)),
-        "tooltip": [c for c in frame.columns if c not in ("_row", "last")],
+        "tooltip": _tooltip(frame),
     }
-    order = "-x" if horizontal and sort else ("-y" if sort else None)
-    cat = alt.Y(f"{x}:N", sort=order, title=x) if horizontal else alt.X(f"{x}:N", sort=order, title=x)
+    if sort:
+        order: Any = "-x" if horizontal else "-y"
+    else:
+        order = alt.EncodingSortField(field="_order", op="min") if "_order" in frame.columns else None
+    axis = alt.Axis(labelLimit=LABEL_LIMIT) if horizontal else alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT,
+                                                                         labelOverlap=True)
+    cat = alt.Y(f"{x}:N", sort=order, title=x, axis=axis) if horizontal else alt.X(f"{x}:N", sort=order, title=x,
+                                                                                     axis=axis)
     val = alt.X(f"{y}:Q", title=y) if horizontal else alt.Y(f"{y}:Q", title=y)
     if compare:
         enc["yOffset" if horizontal else "xOffset"] = "subset:N"
     chart = alt.Chart(frame.to_pandas()).mark_bar().encode(cat, val, **enc).add_params(pick)
     height = max(SMALL_HEIGHT, 22 * frame[x].n_unique() * (2 if compare else 1)) if horizontal else SMALL_HEIGHT
-    return chart.properties(height=min(height, 900))
+    return fit(chart, min(height, 900))
 
 
 def heat(frame: pl.DataFrame, x: str, y: str, value: str) -> alt.Chart:
+    """A clickable heatmap as wide as its column, a row of cells ~18 px high; long labels are cut."""
     pick = alt.selection_point(name=PICK, fields=["_row"])
-    return alt.Chart(frame.to_pandas()).mark_rect().encode(
-        alt.X(f"{x}:O"), alt.Y(f"{y}:O"), alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues")),
+    rows_ = frame[y].n_unique() if frame.height else 1
+    return fit(alt.Chart(frame.to_pandas()).mark_rect().encode(
+        alt.X(f"{x}:O", axis=alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT, labelOverlap=True)),
+        alt.Y(f"{y}:O", axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+        alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="top", format="~g")),
         stroke=alt.condition(pick, alt.value("black"), alt.value(None), empty=False),
-        tooltip=[c for c in frame.columns if c != "_row"],
-    ).add_params(pick).properties(height=SMALL_HEIGHT + 60)
+        tooltip=_tooltip(frame),
+    ).add_params(pick), min(700, max(SMALL_HEIGHT, 22 * rows_)))
 
 
-def hist_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Histogram rows with a readable `range` label (built in Python: polars 2.1 panicked on a filtered frame)."""
-    labels = [f"{a:.4g}–{b:.4g}" for a, b in zip(frame["bin_start"].to_list(), frame["bin_end"].to_list(), strict=True)]
-    return frame.with_columns(pl.Series("range", labels, dtype=pl.String))
+def hist_frame(frame: pl.DataFrame, key: str | None = None) -> pl.DataFrame:
+    """Histogram rows with a short `range` label (built in Python: polars 2.1 panicked on a filtered frame) and
+    `_order`, the rank of (key, bin): the x order of the bars, the same bin of every subset at the same place."""
+    labels = [f"{a:.3g}–{b:.3g}" for a, b in zip(frame["bin_start"].to_list(), frame["bin_end"].to_list(), strict=True)]
+    order = pl.struct([key, "bin"] if key else ["bin"]).rank("dense").cast(pl.Int64)
+    return frame.with_columns(pl.Series("range", labels, dtype=pl.String), order.alias("_order"))
 
 
 def show(key: str, chart: alt.Chart, frame: pl.DataFrame, insight: str, table: str,
@@ -146,14 +174,33 @@ def downloads(result, key: str) -> None:  # noqa: ANN001
                                mime="text/csv", key=f"dl:{key}:{name}")
 
 
+def per_subset(table: pl.DataFrame, compare: bool, wide: bool, draw_one) -> None:  # noqa: ANN001
+    """Heatmaps cannot overlay two subsets: in comparison mode, one per subset (side by side when wide)."""
+    if not compare:
+        draw_one(table, "")
+        return
+    labels = table["subset"].unique(maintain_order=True).to_list()
+    cols = st.columns(len(labels)) if wide and labels else [st.container() for _ in labels]
+    for col, label in zip(cols, labels, strict=True):
+        with col:
+            draw_one(table.filter(pl.col("subset") == label), label)
+
+
 def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> None:  # noqa: ANN001, C901
     """The charts of one insight result (side-by-side sub-charts only when the column is `wide`)."""
     t = {n: f.with_row_index("_row") for n, f in result.tables.items()}
     compare = len(result.subsets) > 1
     name = result.name
 
-    def draw(table: str, chart: alt.Chart) -> None:
-        show(f"{key}:{table}", chart, t[table], name, table, subsets)
+    def draw(table: str, chart: alt.Chart, part: str = "") -> None:
+        show(f"{key}:{table}" + (f":{part}" if part else ""), chart, t[table], name, table, subsets)
+
+    def draw_heat(table: str, x: str, y: str, value: str, title: str = "") -> None:
+        per_subset(t[table], compare, wide, lambda part, label: draw(
+            table, heat(part, x, y, value).properties(title=" · ".join(p for p in (title, label) if p)), label))
+
+    def halves() -> tuple[Any, Any]:
+        return st.columns(2) if wide else (st.container(), st.container())
 
     if name == "classes":
         st.dataframe(result.tables["summary"].to_pandas(), hide_index=True, width="stretch")
@@ -173,33 +220,34 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
             t["values"] = values
             draw("values", bar(values, "key=value", "images", compare, horizontal=True))
         if t["numeric"].height:
-            numeric = hist_frame(t["numeric"]).with_columns(pl.format("{} {}", "key", "range").alias("key range"))
+            numeric = hist_frame(t["numeric"], "key").with_columns(pl.format("{} {}", "key", "range").alias("key range"))
             t["numeric"] = numeric
             draw("numeric", bar(numeric, "key range", "images", compare, sort=False))
     elif name == "resolution":
-        c1, c2 = st.columns(2) if wide else (st.container(), st.container())
+        c1, c2 = halves()
         with c1:
             t["width"] = hist_frame(t["width"])
             draw("width", bar(t["width"], "range", "images", compare, sort=False).properties(title="width"))
         with c2:
             t["height"] = hist_frame(t["height"])
             draw("height", bar(t["height"], "range", "images", compare, sort=False).properties(title="height"))
-        c3, c4 = st.columns(2) if wide else (st.container(), st.container())
-        with c3:
-            draw("resolution", heat(t["resolution"], "width", "height", "images").properties(title="resolution"))
-        with c4:
-            st.altair_chart(alt.Chart(t["aspect"].to_pandas()).mark_bar().encode(
-                alt.X("aspect:O"), alt.Y("images:Q"), color="subset:N", xOffset="subset:N")
-                .properties(title="aspect ratio (w/h)", height=SMALL_HEIGHT), width="stretch")
+        draw_heat("resolution", "width", "height", "images", "resolution")
+        aspect = alt.Chart(t["aspect"].to_pandas()).mark_bar().encode(
+            alt.X("aspect:O", axis=alt.Axis(labelAngle=-40, labelOverlap=True)), alt.Y("images:Q"),
+            color=alt.Color("subset:N", legend=alt.Legend(orient="top")) if compare else alt.value("#4c78a8"),
+            **({"xOffset": "subset:N"} if compare else {}), tooltip=_tooltip(t["aspect"]))
+        st.altair_chart(fit(aspect, SMALL_HEIGHT).properties(title="aspect ratio (w/h)"), width="stretch")
         if t["file_size"].height:
             t["file_size"] = hist_frame(t["file_size"])
             draw("file_size", bar(t["file_size"], "range", "images", compare, sort=False).properties(title="bytes"))
     elif name == "boxes":
-        draw("per_image", bar(t["per_image"], "boxes", "images", compare, sort=False).properties(title="boxes per image"))
+        per_image = t["per_image"].with_columns(pl.col("boxes").alias("_order"))
+        t["per_image"] = per_image
+        draw("per_image", bar(per_image, "boxes", "images", compare, sort=False).properties(title="boxes per image"))
         sizes = result.tables["sizes"].unpivot(index=["subset", "category"], on=["small", "medium", "large"],
                                                variable_name="bucket", value_name="instances").with_row_index("_row")
         t["sizes"] = sizes
-        draw("sizes", heat(sizes, "bucket", "category", "instances").properties(title="COCO size buckets"))
+        draw_heat("sizes", "bucket", "category", "instances", "COCO size buckets")
         c1, c2 = st.columns(2)
         measure = c1.selectbox("Box measure", ["width", "height", "area", "aspect"], key=f"{key}:measure")
         cats = sorted(t["shape"]["category"].unique().to_list())
@@ -208,10 +256,16 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
         t["shape"] = shape
         if shape.height:
             draw("shape", bar(shape, "range", "instances", compare, sort=False).properties(title=f"{cat}: {measure}"))
-        st.altair_chart(alt.Chart(t["centres"].to_pandas()).mark_rect().encode(
-            alt.X("gx:O", title="centre x (tenths of width)"), alt.Y("gy:O", title="centre y"),
-            alt.Color("instances:Q", scale=alt.Scale(scheme="greens")), column="subset:N",
-        ).properties(title="object centres", width=260, height=260))
+
+        def centres(part: pl.DataFrame, label: str) -> None:
+            chart = alt.Chart(part.to_pandas()).mark_rect().encode(
+                alt.X("gx:O", title="centre x (grid cell)"), alt.Y("gy:O", title="centre y"),
+                alt.Color("instances:Q", scale=alt.Scale(scheme="greens"), legend=alt.Legend(orient="top", format="~g")),
+                tooltip=_tooltip(part))
+            title = " · ".join(p for p in ("object centres", label) if p)
+            st.altair_chart(fit(chart, SMALL_HEIGHT).properties(title=title), width="stretch")
+
+        per_subset(t["centres"], compare, wide, centres)
         st.dataframe(result.tables["edges"].to_pandas(), hide_index=True, width="stretch")
     elif name == "attributes":
         if not t["attributes"].height:
@@ -219,19 +273,16 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
             return
         attrs = sorted(t["attributes"]["attribute"].unique().to_list())
         attr = st.selectbox("Attribute", attrs, key=f"{key}:attr")
-        part = t["attributes"].filter(pl.col("attribute") == attr).drop("_row").with_row_index("_row")
-        t["attributes"] = part
-        draw("attributes", heat(part, "value", "category", "instances"))
+        t["attributes"] = t["attributes"].filter(pl.col("attribute") == attr).drop("_row").with_row_index("_row")
+        draw_heat("attributes", "value", "category", "instances")
     elif name == "cross":
         st.dataframe(result.tables["association"].to_pandas(), hide_index=True, width="stretch")
         variables = t["contingency"]["variable"].unique(maintain_order=True).to_list()
         if variables:
             var = st.selectbox("Variable × class", variables, key=f"{key}:var")
-            part = t["contingency"].filter(pl.col("variable") == var).drop("_row").with_row_index("_row")
-            t["contingency"] = part
-            draw("contingency", heat(part, "category", "value", "instances"))
-        draw("cooccurrence", heat(t["cooccurrence"], "category_a", "category_b", "images")
-             .properties(title="class co-occurrence (images)"))
+            t["contingency"] = t["contingency"].filter(pl.col("variable") == var).drop("_row").with_row_index("_row")
+            draw_heat("contingency", "category", "value", "instances")
+        draw_heat("cooccurrence", "category_a", "category_b", "images", "class co-occurrence (images)")
     elif name == "issues":
         st.dataframe(result.tables["summary"].to_pandas(), hide_index=True, width="stretch")
     downloads(result, key)

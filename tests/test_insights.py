@@ -157,7 +157,9 @@ def test_version_a_vs_b_and_errors(iapi, version, export):
     a = iapi.default_actor
     other = import_version(iapi, export, group="street", split="val")
     res = iapi.compare_insight(a, [Subset(version, "", "A"), Subset(other, "width>=1280", "B")], "resolution")
-    assert rows(res.tables["width"], "B") and all(r["bin_start"] >= 1280 for r in rows(res.tables["width"], "B"))
+    # B's images are all 1280 wide: it fills the last bin of the edges it shares with A (640…1280)
+    assert [(r["bin"], r["bin_end"], r["last"]) for r in rows(res.tables["width"], "B")] == [(19, 1280.0, True)]
+    assert _one_edge_set(res.tables["width"], ["A", "B"])[19] == (640 + 19 * 640 / 20, 1280.0)
     with pytest.raises(InvalidRequest, match="labels must differ"):
         iapi.compare_insight(a, [Subset(version, "x:1", "A"), Subset(other, "", "A")], "classes")
     with pytest.raises(InvalidRequest, match="unknown insight"):
@@ -179,3 +181,61 @@ def test_statistics_closed_forms():
     assert cramers_v([[5, 5], [5, 5]]) == pytest.approx(0.0)
     assert cramers_v([[5, 5]]) == 0.0  # one row: undefined, reported as 0
     assert imbalance_ratio([0, 4, 12]) == 3.0 and imbalance_ratio([0, 0]) is None
+
+
+def _edges(frame, subset: str, **match) -> dict[int, tuple[float, float]]:
+    return {r["bin"]: (r["bin_start"], r["bin_end"]) for r in rows(frame, subset)
+            if all(r[k] == v for k, v in match.items())}
+
+
+def _one_edge_set(frame, subsets: list[str], **match) -> dict[int, tuple[float, float]]:
+    """Bin → (start, end) over all subsets (and all rows matching), asserting that no bin has two extents."""
+    out: dict[int, tuple[float, float]] = {}
+    for r in frame.to_dicts():
+        if r["subset"] in subsets and all(r[k] == v for k, v in match.items()):
+            assert out.setdefault(r["bin"], (r["bin_start"], r["bin_end"])) == (r["bin_start"], r["bin_end"]), r
+    return out
+
+
+def test_comparison_bins_share_edges(iapi, version, coco):
+    """Side by side, a histogram bins every subset on the same edges (the union of their ranges), so bar k
+    of A and bar k of B cover the same values; counts checked against plain Python on those edges."""
+    a = iapi.default_actor
+    imgs = coco.loadImgs(coco.getImgIds())
+    lo, hi = min(i["width"] for i in imgs), max(i["width"] for i in imgs)
+    assert lo < hi
+    pair = [Subset(version, f"width<={lo}", "S"), Subset(version, f"width>{lo}", "L")]
+    res = iapi.compare_insight(a, pair, "resolution", settings={"bins": 5})
+    for table in ("width", "height"):
+        assert len(_one_edge_set(res.tables[table], ["S", "L"])) == 2, table
+    assert _edges(res.tables["width"], "S") == {0: (lo, lo + (hi - lo) / 5)}
+    assert _edges(res.tables["width"], "L") == {4: (lo + 4 * (hi - lo) / 5, hi)}
+    got = {r["bin"]: r["images"] for r in rows(res.tables["width"], "L")}
+    assert got == dict(Counter(min(4, math.floor((i["width"] - lo) / (hi - lo) * 5)) for i in imgs if i["width"] > lo))
+    # box shapes: one set of edges per measure for every class and both subsets
+    boxes = iapi.compare_insight(a, pair, "boxes", settings={"bins": 6})
+    for measure in ("width", "height", "area", "aspect"):
+        assert _one_edge_set(boxes.tables["shape"], ["S", "L"], measure=measure), measure
+    size = {i["id"]: i["width"] for i in imgs}
+    anns = coco.loadAnns(coco.getAnnIds())
+    person = coco.getCatIds(catNms=["person"])[0]
+    blo, bhi = min(x["bbox"][2] for x in anns), max(x["bbox"][2] for x in anns)
+    for label, keep in (("S", lambda w: w <= lo), ("L", lambda w: w > lo)):
+        want = Counter(min(5, math.floor((x["bbox"][2] - blo) / (bhi - blo) * 6)) for x in anns
+                       if x["category_id"] == person and keep(size[x["image_id"]]))
+        got = {r["bin"]: r["instances"] for r in rows(boxes.tables["shape"], label)
+               if r["measure"] == "width" and r["category"] == "person"}
+        assert got == dict(want), label
+    # a numeric metadata key with different ranges in the two subsets
+    ids = sorted(coco.getImgIds())[:20]
+    for n, i in enumerate(ids):
+        iapi.set_metadata(a, version, i, {"speed": float(n)})
+    meta = iapi.compare_insight(a, [Subset(version, f"id<={ids[9]}", "lo"), Subset(version, f"id>{ids[9]}", "hi")],
+                                "metadata", settings={"bins": 4})
+    assert _one_edge_set(meta.tables["numeric"], ["lo", "hi"], key="speed") \
+        == {0: (0.0, 4.75), 1: (4.75, 9.5), 2: (9.5, 14.25), 3: (14.25, 19.0)}
+    assert [r["images"] for r in rows(meta.tables["numeric"], "lo")] == [5, 5]
+    assert [r["images"] for r in rows(meta.tables["numeric"], "hi")] == [5, 5]
+    # alone, a subset keeps its own range
+    alone = iapi.insight(a, version, "resolution", f"width>{lo}", settings={"bins": 5})
+    assert _edges(alone.tables["width"], f"width>{lo}") == {0: (hi, hi)}

@@ -24,9 +24,11 @@ _memo: OrderedDict[tuple[str, int, str], Tables] = OrderedDict()
 _lock = threading.Lock()
 
 
-def cache_key(seq: int, query: str, insight: str, settings: dict) -> str:
-    """sha256 of the inputs; seq is -1 when the answer does not depend on the curation rows."""
-    raw = json.dumps([seq, query.strip(), insight, settings], sort_keys=True, separators=(",", ":"))
+def cache_key(seq: int, query: str, insight: str, settings: dict, peers: list | None = None) -> str:
+    """sha256 of the inputs; seq is -1 when the answer does not depend on the curation rows. `peers`: the
+    subsets whose ranges a side-by-side histogram shares (its edges depend on them)."""
+    parts: list = [seq, query.strip(), insight, settings] + ([peers] if peers is not None else [])
+    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -15,7 +15,7 @@ Tables = dict[str, pl.DataFrame]
 MAX_VARIABLES = 8
 CONTINGENCY_SCHEMA = {"variable": pl.String, "value": pl.String, "category": pl.String, "instances": pl.Int64}
 META_TEXT = ("CASE m.value_type WHEN 'boolean' THEN CAST(m.value_bool AS VARCHAR) WHEN 'number' THEN "
-             "CAST(m.value_num AS VARCHAR) ELSE m.value_str END")
+             "CAST(m.value_num AS VARCHAR) ELSE m.value_str END")  # over metadata rows `m` (or their groups)
 
 
 def _contingency(cur: duckdb.DuckDBPyConnection, variable: str, value_sql: str, join_sql: str, where_sql: str,
@@ -30,18 +30,78 @@ def _contingency(cur: duckdb.DuckDBPyConnection, variable: str, value_sql: str, 
     return out.with_columns(pl.lit(variable).alias("variable")).select(*CONTINGENCY_SCHEMA)
 
 
+def _contingency_by_counts(cur: duckdb.DuckDBPyConnection, ids: list[int], raw_sql: str, variable_sql: str,
+                           value_sql: str, join_sql: str, params: dict[str, object], top: int,
+                           order_sql: str = "variable") -> pl.DataFrame:
+    """Instances per (variable, value, class) for image-level variables (tags, metadata), from the subset's
+    per-image count columns: sums over images, not a join of the annotations. Rows are grouped by the raw
+    columns `raw_sql` first and turned into (variable, value) text on the few groups. Each variable keeps
+    its `top` most frequent values (ties by value), as `_contingency` does."""
+    sums = ", ".join(f"sum(s.c_{k}::DOUBLE) AS c_{k}" for k in ids)  # whole numbers: exact, and faster than HUGEINT
+    resum = ", ".join(f"sum(c_{k}) AS c_{k}" for k in ids)
+    total = " + ".join(f"c_{k}" for k in ids)
+    return frame(cur, (
+        f"WITH r AS (SELECT {raw_sql}, {sums} FROM sel s {join_sql} GROUP BY ALL), "  # noqa: S608 - ids only
+        f"w AS (SELECT {variable_sql} AS variable, {value_sql} AS value, {order_sql} AS ord, {resum} FROM r AS m "
+        "GROUP BY ALL), "
+        f"keep AS (SELECT variable, value FROM w WHERE {total} > 0 "
+        f"QUALIFY row_number() OVER (PARTITION BY variable ORDER BY {total} DESC, value) <= $top), "
+        "l AS (UNPIVOT (SELECT * FROM w SEMI JOIN keep USING (variable, value)) ON COLUMNS('^c_[0-9]+$') "
+        "INTO NAME col VALUE n) "
+        "SELECT variable, value, c.name AS category, sum(n)::BIGINT AS instances FROM l JOIN categories c "
+        "ON c.category_id = CAST(substr(col, 3) AS BIGINT) GROUP BY ALL HAVING sum(n) > 0 "
+        "ORDER BY any_value(ord), variable, value, category"), {**params, "top": int(top)}
+    ).select(*CONTINGENCY_SCHEMA).cast(CONTINGENCY_SCHEMA)  # type: ignore[arg-type]
+
+
+def _attribute_contingency(cur: duckdb.DuckDBPyConnection, attr_columns: dict[str, int], keys: list[str],
+                           top: int) -> pl.DataFrame:
+    """Instances per (attribute, value, class) of the engine's extracted attribute columns in one statement
+    (a branch per attribute), the top values of each attribute kept."""
+    whole = rows(cur, "SELECT (SELECT count(*) FROM sel) = (SELECT count(*) FROM images)")[0][0]
+    source = "annotations a" if whole else "annotations a SEMI JOIN sel USING (image_id)"
+    branches = " UNION ALL ".join(
+        f"SELECT {n} AS k, a.category_id, a.at_{int(attr_columns[key])} AS value, count(*) AS n FROM {source} "  # noqa: S608
+        f"WHERE a.at_{int(attr_columns[key])} IS NOT NULL GROUP BY ALL" for n, key in enumerate(keys))
+    out = frame(cur, (
+        f"WITH g AS ({branches}), "  # noqa: S608 - integer column numbers only
+        "x AS (SELECT k, value, c.name AS category, sum(n) AS n FROM g JOIN categories c USING (category_id) GROUP BY ALL), "
+        "keep AS (SELECT k, value FROM x GROUP BY k, value "
+        "QUALIFY row_number() OVER (PARTITION BY k ORDER BY sum(n) DESC, value) <= $top) "
+        "SELECT k, value, category, n::BIGINT AS instances FROM x SEMI JOIN keep USING (k, value) "
+        "ORDER BY k, value, category"), {"top": int(top)})
+    names = pl.DataFrame({"k": list(range(len(keys))), "variable": [f"attr.{k}" for k in keys]},
+                         schema={"k": out.schema["k"], "variable": pl.String})
+    return out.join(names, on="k", how="left").select(*CONTINGENCY_SCHEMA).cast(CONTINGENCY_SCHEMA)  # type: ignore[arg-type]
+
+
 def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attr_columns: dict[str, int]) -> Tables:
     top = int(settings["top"])
-    parts = [_contingency(cur, "tag", "t.tag", "JOIN tags t ON t.image_id = a.image_id", "TRUE", {}, top)]
-    keys = settings.get("metadata_keys") or [r[0] for r in rows(cur,
-        "SELECT DISTINCT key FROM metadata SEMI JOIN sel USING (image_id) ORDER BY key")]
-    for n, key in enumerate(keys[:MAX_VARIABLES]):
-        parts.append(_contingency(cur, f"metadata.{key}", META_TEXT,
-                                  "JOIN metadata m ON m.image_id = a.image_id", f"m.key = $k{n}", {f"k{n}": key}, top))
-    attrs = settings.get("attribute_keys") or attribute_keys(cur, attr_columns)
-    for key in attrs[:MAX_VARIABLES]:
-        value_sql, params = attribute_sql(attr_columns, key)
-        parts.append(_contingency(cur, f"attr.{key}", value_sql, "", f"{value_sql} IS NOT NULL", params, top))
+    ids = count_columns(cur)
+    chosen = list(settings.get("metadata_keys") or [])[:MAX_VARIABLES]
+    if ids:
+        parts = [_contingency_by_counts(cur, ids, "t.tag", "'tag'", "tag", "JOIN tags t USING (image_id)", {}, top)]
+        keys_sql = ("SELECT unnest($keys::VARCHAR[])" if chosen else "SELECT DISTINCT key FROM metadata "  # noqa: S608
+                    f"SEMI JOIN sel USING (image_id) ORDER BY key LIMIT {MAX_VARIABLES}")
+        parts.append(_contingency_by_counts(
+            cur, ids, "m.key, m.value_type, m.value_str, m.value_num, m.value_bool", "'metadata.' || m.key",
+            META_TEXT, f"JOIN metadata m USING (image_id) WHERE m.key IN ({keys_sql})",
+            {"keys": chosen}, top, order_sql="list_position($keys::VARCHAR[], m.key)" if chosen else "m.key"))
+    else:
+        parts = [_contingency(cur, "tag", "t.tag", "JOIN tags t ON t.image_id = a.image_id", "TRUE", {}, top)]
+        keys = chosen or [r[0] for r in rows(cur,
+            "SELECT DISTINCT key FROM metadata SEMI JOIN sel USING (image_id) ORDER BY key")][:MAX_VARIABLES]
+        for n, key in enumerate(keys):
+            parts.append(_contingency(cur, f"metadata.{key}", META_TEXT, "JOIN metadata m ON m.image_id = a.image_id",
+                                      f"m.key = $k{n}", {f"k{n}": key}, top))
+    attrs = (settings.get("attribute_keys") or attribute_keys(cur, attr_columns))[:MAX_VARIABLES]
+    extracted = [k for k in attrs if k in attr_columns]
+    if extracted and len(extracted) == len(attrs):
+        parts.append(_attribute_contingency(cur, attr_columns, attrs, top))
+    else:
+        for key in attrs:
+            value_sql, params = attribute_sql(attr_columns, key)
+            parts.append(_contingency(cur, f"attr.{key}", value_sql, "", f"{value_sql} IS NOT NULL", params, top))
     table = pl.concat([p for p in parts if p.height] or [pl.DataFrame(schema=CONTINGENCY_SCHEMA)])
     return {"contingency": table, "association": association(table), "cooccurrence": cooccurrence(cur)}
 
@@ -64,8 +124,7 @@ def association(table: pl.DataFrame) -> pl.DataFrame:
 def cooccurrence(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Images holding both classes (the diagonal: images holding the class)."""
     ids = count_columns(cur)
-    unique_names = rows(cur, "SELECT count(*) = count(DISTINCT name) FROM categories")[0][0]
-    if ids and unique_names:  # by name: two ids sharing a name must not count an image twice
+    if ids:
         return _cooccurrence_from_counts(cur, ids)
     return frame(cur, (
         "WITH p AS (SELECT DISTINCT a.image_id, c.name FROM annotations a SEMI JOIN sel USING (image_id) "
@@ -74,19 +133,24 @@ def cooccurrence(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def _cooccurrence_from_counts(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> pl.DataFrame:
-    """One scan of the count columns: an aggregate per class pair (names from integer ids only)."""
-    pairs = [(a, b) for n, a in enumerate(ids) for b in ids[n:]]
-    aggs = ", ".join(f"count(*) FILTER (WHERE c_{a} > 0 AND c_{b} > 0)" for a, b in pairs)
-    values = rows(cur, f"SELECT {aggs} FROM sel")[0]  # noqa: S608 - integer ids only
-    names = dict(rows(cur, "SELECT category_id, name FROM categories"))
-    out: dict[tuple[str, str], int] = {}
-    for (a, b), n in zip(pairs, values, strict=True):
-        if n:
-            for x, y in {(names[a], names[b]), (names[b], names[a])}:
-                out[(x, y)] = out.get((x, y), 0) + int(n)
-    data = sorted(out.items())
-    return pl.DataFrame({"category_a": [k[0] for k, _ in data], "category_b": [k[1] for k, _ in data],
-                         "images": [v for _, v in data]},
+    """Images per presence pattern of the classes (by name: ids sharing a name count an image once), then
+    P'·diag(images)·P over the patterns: integer sums, exact in float64 (far below 2^53)."""
+    by_name: dict[str, list[int]] = {}
+    for cid, name in rows(cur, "SELECT category_id, name FROM categories ORDER BY category_id"):
+        if int(cid) in ids:
+            by_name.setdefault(name, []).append(int(cid))
+    names = sorted(by_name)
+    if not names:
+        return pl.DataFrame(schema={"category_a": pl.String, "category_b": pl.String, "images": pl.Int64})
+    present = ", ".join("(" + " OR ".join(f"c_{k} > 0" for k in by_name[n]) + f") AS p{j}" for j, n in enumerate(names))
+    patterns = cur.sql(f"SELECT {present}, count(*) AS n FROM sel GROUP BY ALL").to_arrow_table()  # noqa: S608
+    p = np.column_stack([patterns.column(j).to_numpy(zero_copy_only=False) for j in range(len(names))]).astype(float)
+    weights = patterns.column("n").to_numpy().astype(float)
+    both = np.rint((p * weights[:, None]).T @ p).astype(np.int64) if len(weights) else np.zeros((len(names),) * 2,
+                                                                                                   dtype=np.int64)
+    a, b = np.nonzero(both)
+    return pl.DataFrame({"category_a": [names[i] for i in a], "category_b": [names[j] for j in b],
+                         "images": both[a, b]},
                         schema={"category_a": pl.String, "category_b": pl.String, "images": pl.Int64})
 
 

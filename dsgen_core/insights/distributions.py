@@ -5,10 +5,12 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from dsgen_core.insights.sqlkit import count_columns, frame, histogram, rows
+from dsgen_core.insights.sqlkit import Measure, Ranges, count_columns, frame, histograms, rows, value_ranges
 from dsgen_core.insights.stats import imbalance_ratio
 
 Tables = dict[str, pl.DataFrame]
+META_NUM = "(SELECT key, value_num FROM metadata SEMI JOIN sel USING (image_id) WHERE value_type = 'number')"
+RESOLUTION = [Measure("width", "width"), Measure("height", "height"), Measure("file_size", "size_bytes")]
 
 
 def subset_size(cur: duckdb.DuckDBPyConnection) -> int:
@@ -58,7 +60,7 @@ def tags(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:
     return {"tags": out.with_columns((pl.col("images") / max(n, 1)).cast(pl.Float64).alias("share"))}
 
 
-def metadata(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:
+def metadata(cur: duckdb.DuckDBPyConnection, settings: dict, ranges: Ranges | None = None) -> Tables:
     """Key coverage; top-N values of text/boolean keys; equal-width histograms of numeric keys."""
     n = subset_size(cur)
     coverage = frame(cur, "SELECT key, value_type, count(DISTINCT image_id) AS images FROM metadata "
@@ -70,39 +72,38 @@ def metadata(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:
         "WHERE value_type IN ('string', 'boolean') GROUP BY key, value_type, value "
         "QUALIFY row_number() OVER (PARTITION BY key ORDER BY images DESC, value) <= $top "
         "ORDER BY key, images DESC, value"), {"top": int(settings["top"])})
-    numeric_keys = [r[0] for r in rows(cur,
-        "SELECT DISTINCT key FROM metadata SEMI JOIN sel USING (image_id) WHERE value_type = 'number' "
-        "ORDER BY key")]
-    parts = []
-    for key in numeric_keys:
-        h = _numeric_hist(cur, key, settings["bins"])
-        parts.append(h.with_columns(pl.lit(key).alias("key")).select("key", "bin", "bin_start", "bin_end", "last", "images"))
-    numeric = pl.concat(parts) if parts else pl.DataFrame(
-        schema={"key": pl.String, "bin": pl.Int32, "bin_start": pl.Float64, "bin_end": pl.Float64, "last": pl.Boolean,
-        "images": pl.Int64})
+    measures = _numeric_measures(cur)
+    if ranges is None:
+        ranges = value_ranges(cur, measures, META_NUM)
+    numeric = histograms(cur, measures, META_NUM, settings["bins"], ranges).select(
+        pl.col("measure").alias("key"), "bin", "bin_start", "bin_end", "last", pl.col("count").alias("images"))
     return {"coverage": coverage, "values": values, "numeric": numeric}
 
 
-def _numeric_hist(cur: duckdb.DuckDBPyConnection, key: str, bins: int) -> pl.DataFrame:
-    cur.execute("CREATE OR REPLACE TEMP TABLE meta_num AS SELECT value_num FROM metadata SEMI JOIN sel "
-                "USING (image_id) WHERE key = $key AND value_type = 'number'", {"key": key})
-    try:
-        return histogram(cur, "value_num", "meta_num WHERE TRUE", bins, count_name="images")
-    finally:
-        cur.execute("DROP TABLE IF EXISTS meta_num")
+def _numeric_measures(cur: duckdb.DuckDBPyConnection) -> list[Measure]:
+    """One binned measure per numeric metadata key of the subset (keys are parameters, never SQL text)."""
+    keys = [r[0] for r in rows(cur, "SELECT DISTINCT key FROM metadata SEMI JOIN sel USING (image_id) "
+                                    "WHERE value_type = 'number' ORDER BY key")]
+    return [Measure(k, "value_num", where=f"key = $k{n}", params={f"k{n}": k}) for n, k in enumerate(keys)]
 
 
-def resolution(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:
+def metadata_ranges(cur: duckdb.DuckDBPyConnection, settings: dict) -> Ranges:
+    return value_ranges(cur, _numeric_measures(cur), META_NUM)
+
+
+def resolution_ranges(cur: duckdb.DuckDBPyConnection, settings: dict) -> Ranges:
+    return value_ranges(cur, RESOLUTION, "sel")
+
+
+def resolution(cur: duckdb.DuckDBPyConnection, settings: dict, ranges: Ranges | None = None) -> Tables:
     """Width and height histograms, the (width, height) heatmap, aspect ratios and file sizes."""
-    bins = settings["bins"]
     pairs = frame(cur, "SELECT width, height, count(*) AS images FROM sel WHERE width IS NOT NULL "
                        "GROUP BY ALL ORDER BY images DESC, width, height LIMIT 400")
     aspect = frame(cur, "SELECT round(width / height, 2)::DOUBLE AS aspect, count(*) AS images FROM sel "
                         "WHERE height > 0 GROUP BY ALL ORDER BY aspect")
-    sizes = histogram(cur, "i.size_bytes", "images i SEMI JOIN sel USING (image_id) WHERE TRUE", bins,
-                      count_name="images")
-    return {
-        "width": histogram(cur, "width", "sel WHERE TRUE", bins, count_name="images"),
-        "height": histogram(cur, "height", "sel WHERE TRUE", bins, count_name="images"),
-        "resolution": pairs, "aspect": aspect, "file_size": sizes,
-    }
+    if ranges is None:
+        ranges = value_ranges(cur, RESOLUTION, "sel")
+    hist = histograms(cur, RESOLUTION, "sel", settings["bins"], ranges).rename({"count": "images"})
+    cols = ["bin", "bin_start", "bin_end", "last", "images"]
+    width, height, sizes = (hist.filter(pl.col("measure") == m.name).select(cols) for m in RESOLUTION)
+    return {"width": width, "height": height, "resolution": pairs, "aspect": aspect, "file_size": sizes}

@@ -1,52 +1,97 @@
 """Annotation-level insights: boxes per image, box size/shape per class with COCO size buckets,
-object-centre heatmap, border-touching and tiny boxes, CVAT attribute distributions."""
+object-centre heatmap, border-touching and tiny boxes, CVAT attribute distributions.
+
+Boxes read the temp relations of `_box_relations` and group by category id; names are joined on the small
+results (two ids may share a name), as the class filter: ids without a category are left out."""
 
 from __future__ import annotations
 
 import duckdb
 import polars as pl
 
-from dsgen_core.insights.sqlkit import frame, histogram, rows
+from dsgen_core.insights.sqlkit import Measure, Ranges, frame, histograms, rows, value_ranges
 
 Tables = dict[str, pl.DataFrame]
 SMALL, MEDIUM = 32**2, 96**2  # COCO's area thresholds
-BOXES = "annotations a JOIN sel s USING (image_id) JOIN categories c USING (category_id) WHERE a.bbox_w IS NOT NULL"
-MEASURES = {  # name -> (SQL over a, log-spaced bins)
-    "width": ("a.bbox_w", False),
-    "height": ("a.bbox_h", False),
-    "area": ("a.bbox_w * a.bbox_h", True),
-    "aspect": ("a.bbox_w / NULLIF(a.bbox_h, 0)", True),
-}
+MEASURES = [  # binned per class; area and aspect on log-spaced bins
+    Measure("width", "w"),
+    Measure("height", "h"),
+    Measure("area", "w * h", log=True),
+    Measure("aspect", "w / NULLIF(h, 0)", log=True),
+]
+SHAPE = "(SELECT * FROM box WHERE w IS NOT NULL)"  # rows with a box (the others only have an area)
+COLUMNS = ("a.category_id, a.bbox_x AS x, a.bbox_y AS y, a.bbox_w AS w, a.bbox_h AS h, "
+           "coalesce(a.area, a.bbox_w * a.bbox_h) AS size")
 
 
-def boxes(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:
+def _box_relations(cur: duckdb.DuckDBPyConnection) -> None:
+    """Temp relations `box` (the subset's annotations with a box or an area) and `boxdim` (the same with
+    their image's width and height as iw, ih), once per cursor. On the whole version both are views of
+    the annotations (nothing to copy); on a part, one table of the part's rows (joined once, read often).
+    No class filter: every query groups by category id, and ids without a category are dropped there."""
+    if rows(cur, "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'box'")[0][0]:
+        return
+    whole = rows(cur, "SELECT (SELECT count(*) FROM sel) = (SELECT count(*) FROM images)")[0][0]
+    dims = (f"SELECT {COLUMNS}, s.width AS iw, s.height AS ih FROM annotations a JOIN sel s USING (image_id) "  # noqa: S608
+            "WHERE a.bbox_w IS NOT NULL OR a.area IS NOT NULL")
+    if whole:
+        cur.execute(f"CREATE TEMP VIEW boxdim AS {dims}")
+        cur.execute(f"CREATE TEMP VIEW box AS SELECT {COLUMNS} FROM annotations a "  # noqa: S608 - fixed SQL
+                    "WHERE a.bbox_w IS NOT NULL OR a.area IS NOT NULL")
+    else:
+        cur.execute(f"CREATE TEMP TABLE boxdim AS {dims}")
+        cur.execute("CREATE TEMP VIEW box AS SELECT * FROM boxdim")
+
+
+def _known(cur: duckdb.DuckDBPyConnection) -> set[int]:
+    return {int(r[0]) for r in rows(cur, "SELECT category_id FROM categories")}
+
+
+def _named(names: pl.DataFrame, by_id: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Counts by category id → by category name (summed: ids sharing a name add up), ordered by `keys`."""
+    counts = [c for c in by_id.columns if c not in keys and c != "category_id"]
+    out = by_id.join(names.cast({"category_id": by_id.schema["category_id"]}), on="category_id")
+    return out.group_by(keys).agg(pl.col(c).sum() for c in counts).sort(keys)
+
+
+def box_ranges(cur: duckdb.DuckDBPyConnection, settings: dict) -> Ranges:
+    """The range of each binned box measure over boxes of known classes (shared by every class, and by every
+    subset when comparing)."""
+    _box_relations(cur)
+    return value_ranges(cur, MEASURES, SHAPE, group_sql="category_id", groups=_known(cur))
+
+
+def boxes(cur: duckdb.DuckDBPyConnection, settings: dict, ranges: Ranges | None = None) -> Tables:
     """Per-image counts, per-class box shape histograms, size buckets, centres, border and tiny boxes."""
-    per_image = frame(cur, "SELECT i.num_annotations AS boxes, count(*) AS images FROM images i "
-                           "SEMI JOIN sel USING (image_id) GROUP BY ALL ORDER BY boxes")
-    shapes = []
-    for name, (sql, log) in MEASURES.items():
-        h = histogram(cur, sql, BOXES, settings["bins"], log=log, group_sql="c.name", count_name="instances")
-        shapes.append(h.rename({"group": "category"}).with_columns(pl.lit(name).alias("measure"))
-                      .select("measure", "category", "bin", "bin_start", "bin_end", "last", "instances"))
-    sizes = frame(cur, (
-        "SELECT c.name AS category, count(*) FILTER (WHERE x < $small) AS small, "
-        "count(*) FILTER (WHERE x >= $small AND x < $medium) AS medium, count(*) FILTER (WHERE x >= $medium) AS large "
-        "FROM (SELECT a.category_id, coalesce(a.area, a.bbox_w * a.bbox_h) AS x FROM annotations a "
-        "SEMI JOIN sel USING (image_id) WHERE coalesce(a.area, a.bbox_w * a.bbox_h) IS NOT NULL) a "
-        "JOIN categories c USING (category_id) GROUP BY ALL ORDER BY category"), {"small": SMALL, "medium": MEDIUM})
-    grid = int(settings["grid"])
-    centres = frame(cur, (
-        "SELECT least($g - 1, greatest(0, floor((a.bbox_x + a.bbox_w / 2) / s.width * $g)))::INTEGER AS gx, "  # noqa: S608
-        "least($g - 1, greatest(0, floor((a.bbox_y + a.bbox_h / 2) / s.height * $g)))::INTEGER AS gy, "
-        f"count(*) AS instances FROM {BOXES} AND s.width > 0 AND s.height > 0 GROUP BY ALL ORDER BY gy, gx"),
-        {"g": grid})
-    edges = frame(cur, (
-        "SELECT c.name AS category, count(*) AS instances, count(*) FILTER (WHERE a.bbox_x <= 0 OR a.bbox_y <= 0 "  # noqa: S608
-        "OR a.bbox_x + a.bbox_w >= s.width OR a.bbox_y + a.bbox_h >= s.height) AS touching_border, "
-        f"count(*) FILTER (WHERE least(a.bbox_w, a.bbox_h) < $tiny) AS tiny FROM {BOXES} "
-        "GROUP BY ALL ORDER BY category"), {"tiny": float(settings["tiny_px"])})
-    return {"per_image": per_image, "shape": pl.concat(shapes) if shapes else pl.DataFrame(), "sizes": sizes,
-            "centres": centres, "edges": edges}
+    per_image = frame(cur, "SELECT num_annotations AS boxes, count(*) AS images FROM sel GROUP BY ALL ORDER BY boxes")
+    if ranges is None:
+        ranges = box_ranges(cur, settings)
+    hist = histograms(cur, MEASURES, SHAPE, settings["bins"], ranges, group_sql="category_id")
+    keys = ["measure", "category", "bin", "bin_start", "bin_end", "last"]
+    names = frame(cur, "SELECT category_id, name AS category FROM categories")
+    shape = _named(names, hist.rename({"group": "category_id", "count": "instances"}), keys).with_columns(
+        pl.col("measure").cast(pl.Enum([m.name for m in MEASURES])).alias("_order")
+    ).sort("_order", "category", "bin").drop("_order")
+    per_class = frame(cur, (
+        "SELECT category_id, count(*) FILTER (size < $small) AS small, "
+        "count(*) FILTER (size >= $small AND size < $medium) AS medium, count(*) FILTER (size >= $medium) AS large, "
+        "count(size) AS sized, count(w) AS instances, count(*) FILTER (w IS NOT NULL AND least(w, h) < $tiny) AS tiny "
+        "FROM box GROUP BY ALL"), {"small": SMALL, "medium": MEDIUM, "tiny": float(settings["tiny_px"])})
+    cells = frame(cur, (  # centre cells (NULL when the image has no size) and border boxes, per class
+        "SELECT category_id, CASE WHEN iw > 0 AND ih > 0 THEN least($g - 1, greatest(0, floor((x + w / 2) / iw * $g))) "
+        "END::INTEGER AS gx, CASE WHEN iw > 0 AND ih > 0 THEN least($g - 1, greatest(0, floor((y + h / 2) / ih * $g))) "
+        "END::INTEGER AS gy, count(*) AS instances, "
+        "count(*) FILTER (x <= 0 OR y <= 0 OR x + w >= iw OR y + h >= ih) AS touching_border "
+        "FROM boxdim WHERE w IS NOT NULL GROUP BY ALL"), {"g": int(settings["grid"])})
+    cells = cells.join(names.select("category_id").unique().cast({"category_id": cells.schema["category_id"]}),
+                       on="category_id", how="semi")
+    centres = (cells.filter(pl.col("gx").is_not_null()).group_by("gx", "gy").agg(pl.col("instances").sum())
+               .sort("gy", "gx"))
+    border = cells.group_by("category_id").agg(pl.col("touching_border").sum())
+    per_class = _named(names, per_class.join(border, on="category_id", how="left").fill_null(0), ["category"])
+    sizes = per_class.filter(pl.col("sized") > 0).select("category", "small", "medium", "large")
+    edges = per_class.filter(pl.col("instances") > 0).select("category", "instances", "touching_border", "tiny")
+    return {"per_image": per_image, "shape": shape, "sizes": sizes, "centres": centres, "edges": edges}
 
 
 def attribute_sql(attr_columns: dict[str, int], key: str) -> tuple[str, dict[str, object]]:

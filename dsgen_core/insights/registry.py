@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from dsgen_core.errors import InvalidRequest
 from dsgen_core.insights import cross, distributions, geometry
-from dsgen_core.insights.sqlkit import subset_cursor
+from dsgen_core.insights.sqlkit import Ranges, subset_cursor
 from dsgen_core.search.engine import VersionEngine
 
 Tables = dict[str, pl.DataFrame]
@@ -71,14 +72,16 @@ class InsightKind:
     run: Callable[..., Tables]
     needs_attrs: bool = False  # gets the engine's attribute columns
     reads_curation: bool = False  # reads tags/metadata whatever the query
+    ranges: Callable[..., Ranges] | None = None  # its histograms' value ranges (binned insights only)
 
 
 INSIGHTS: dict[str, InsightKind] = {k.name: k for k in (
     InsightKind("classes", "Class distribution", distributions.classes),
     InsightKind("tags", "Tags", distributions.tags, reads_curation=True),
-    InsightKind("metadata", "Metadata", distributions.metadata, reads_curation=True),
-    InsightKind("resolution", "Image resolution", distributions.resolution),
-    InsightKind("boxes", "Boxes", geometry.boxes),
+    InsightKind("metadata", "Metadata", distributions.metadata, reads_curation=True,
+                ranges=distributions.metadata_ranges),
+    InsightKind("resolution", "Image resolution", distributions.resolution, ranges=distributions.resolution_ranges),
+    InsightKind("boxes", "Boxes", geometry.boxes, ranges=geometry.box_ranges),
     InsightKind("attributes", "Attributes", geometry.attributes, needs_attrs=True),
     InsightKind("cross", "Cross-analysis", cross.cross, needs_attrs=True, reads_curation=True),
     InsightKind("issues", "Data issues", cross.issues),
@@ -102,9 +105,22 @@ def reads_curation(name: str, where_sql: str) -> bool:
 def run(engine: VersionEngine, where: str, params: dict[str, object], name: str,
         settings: InsightSettings) -> Tables:
     """Compute one insight over the images matching `where` (a compiled DSL query) in `engine`."""
+    with subset_cursor(engine, where, params) as cur:
+        return run_on(cur, engine, name, settings)
+
+
+def run_on(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, name: str, settings: InsightSettings,
+           ranges: Ranges | None = None) -> Tables:
+    """One insight on an open subset cursor; a binned insight bins on `ranges` when given (else its own)."""
     k = kind(name)
     conf = settings.to_dict()
-    with subset_cursor(engine, where, params) as cur:
-        if k.needs_attrs:
-            return k.run(cur, conf, dict(engine.schema.attr_columns))
-        return k.run(cur, conf)
+    extra: dict[str, Any] = {"ranges": ranges} if k.ranges is not None and ranges is not None else {}
+    if k.needs_attrs:
+        return k.run(cur, conf, dict(engine.schema.attr_columns), **extra)
+    return k.run(cur, conf, **extra)
+
+
+def ranges_on(cur: duckdb.DuckDBPyConnection, name: str, settings: InsightSettings) -> Ranges:
+    """The value ranges of a binned insight's histograms on an open subset cursor (empty for the others)."""
+    k = kind(name)
+    return k.ranges(cur, settings.to_dict()) if k.ranges is not None else {}

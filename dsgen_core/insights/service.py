@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import polars as pl
 
 from dsgen_core.insights import cache, registry
 from dsgen_core.insights.registry import InsightSettings
+from dsgen_core.insights.sqlkit import merge_ranges, subset_cursor
 from dsgen_core.search.service import compile_for
 
 if TYPE_CHECKING:
@@ -41,8 +43,7 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     Results of the whole version (empty query) are persisted in the catalog; others stay in memory."""
     compiled = compile_for(engine, query)
     seq = engine.seq if registry.reads_curation(name, compiled.where) else -1
-    conf = settings.to_dict()
-    key = cache.cache_key(seq, query, name, conf)
+    key = cache.cache_key(seq, query, name, settings.to_dict())
     hit = cache.get(app.catalog, engine.version_id, key)
     if hit is not None:
         return hit, True
@@ -50,6 +51,36 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     cache.put(app.catalog, engine.version_id, key, name, seq, tables,
               persist=(not query.strip()) if persist is None else persist)
     return tables, False
+
+
+def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, str]], name: str,
+                            settings: InsightSettings) -> list[tuple[Tables, bool]]:
+    """A binned insight on several subsets whose histograms share their edges: each subset's value ranges
+    are merged and every subset is binned on the union, so that bar k means the same values on every side.
+
+    Each result depends on its peers too: they are part of its cache key (kept in memory only)."""
+    compiled = [compile_for(engine, query) for _, engine, query in engines]
+    seqs = [engine.seq if registry.reads_curation(name, c.where) else -1
+            for (_, engine, _), c in zip(engines, compiled, strict=True)]
+    peers = [[engine.version_id, seq, query.strip()] for (_, engine, query), seq in zip(engines, seqs, strict=True)]
+    conf = settings.to_dict()
+    keys = [cache.cache_key(seq, query, name, conf, peers) for (_, _, query), seq in zip(engines, seqs, strict=True)]
+    hits = [cache.get(app.catalog, engine.version_id, key) for (_, engine, _), key in zip(engines, keys, strict=True)]
+    if all(h is not None for h in hits):
+        return [(h, True) for h in hits if h is not None]
+    with ExitStack() as stack:
+        cursors = [stack.enter_context(subset_cursor(engine, c.where, c.params))
+                   for (_, engine, _), c in zip(engines, compiled, strict=True)]
+        ranges = merge_ranges(registry.ranges_on(cur, name, settings) for cur in cursors)
+        out = []
+        for (_, engine, _), cur, key, seq, hit in zip(engines, cursors, keys, seqs, hits, strict=True):
+            if hit is not None:
+                out.append((hit, True))
+                continue
+            tables = registry.run_on(cur, engine, name, settings, ranges)
+            cache.put(app.catalog, engine.version_id, key, name, seq, tables, persist=False)
+            out.append((tables, False))
+    return out
 
 
 def labelled(parts: list[tuple[str, Tables]]) -> Tables:
@@ -67,12 +98,12 @@ def labelled(parts: list[tuple[str, Tables]]) -> Tables:
 
 def run_subsets(app: App, engines: list[tuple[str, VersionEngine, str]], name: str,
                 settings: InsightSettings) -> InsightResult:
-    """The insight for each (label, engine, query), side by side."""
+    """The insight for each (label, engine, query), side by side; histograms of several subsets share edges."""
     t0 = time.perf_counter()
-    parts, cached = [], []
-    for label, engine, query in engines:
-        tables, hit = compute(app, engine, query, name, settings)
-        parts.append((label, tables))
-        cached.append(hit)
+    if len(engines) > 1 and registry.kind(name).ranges is not None:
+        results = compute_binned_together(app, engines, name, settings)
+    else:
+        results = [compute(app, engine, query, name, settings) for _, engine, query in engines]
+    parts = [(label, tables) for (label, _, _), (tables, _) in zip(engines, results, strict=True)]
     return InsightResult(name=name, title=registry.kind(name).title, subsets=[p[0] for p in parts],
-                         tables=labelled(parts), seconds=time.perf_counter() - t0, cached=cached)
+                         tables=labelled(parts), seconds=time.perf_counter() - t0, cached=[h for _, h in results])

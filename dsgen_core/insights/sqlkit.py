@@ -1,14 +1,22 @@
-"""Small SQL helpers shared by the insight computations: a per-call cursor holding the subset, histograms."""
+"""Small SQL helpers shared by the insight computations: a per-call cursor holding the subset, histograms.
+
+Histograms are computed in two steps, `value_ranges` then `histograms`, so that the range can come from
+elsewhere: comparing subsets bins all of them on the union of their ranges (the same edges on each side)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
 
 from dsgen_core.search.engine import VersionEngine, used_params
+
+Ranges = dict[str, tuple[float, float]]  # measure → (min, max) of its binned values (of log10 for log measures)
+HIST_SCHEMA = {"measure": pl.String, "group": pl.String, "bin": pl.Int32, "bin_start": pl.Float64,
+               "bin_end": pl.Float64, "last": pl.Boolean, "count": pl.Int64}
 
 
 @contextmanager
@@ -19,8 +27,9 @@ def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object]) 
     # the engine's per-class count columns (c_<category id>) come along: class statistics read them
     counts = ", COLUMNS('^c_[0-9]+$')" if engine.schema.count_columns and engine.schema.by_name else ""
     try:
-        cur.execute(f"CREATE TEMP TABLE sel AS SELECT i.image_id, i.width, i.height{counts} FROM images i "  # noqa: S608
-                    f"WHERE {where} ORDER BY i.image_id", used_params(where, params))
+        cur.execute("CREATE TEMP TABLE sel AS SELECT i.image_id, i.width, i.height, i.size_bytes, "  # noqa: S608
+                    f"i.num_annotations{counts} FROM images i WHERE {where}",
+                    used_params(where, params))
         yield cur
     finally:
         cur.close()
@@ -31,35 +40,110 @@ def frame(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | 
     return pl.from_arrow(cur.sql(sql, params=used_params(sql, params or {})).to_arrow_table())  # type: ignore[return-value]
 
 
-def histogram(cur: duckdb.DuckDBPyConnection, value_sql: str, from_sql: str, bins: int, *, log: bool = False,
-              group_sql: str | None = None, count_name: str = "count") -> pl.DataFrame:
-    """Equal-width bins over [min, max] of `value_sql` (of its log10 with `log`); the last bin is closed.
-
-    Columns: [group,] bin, bin_start, bin_end, last (the closed bin), <count_name>; values ≤ 0 are left out of log bins."""
-    v = f"log10({value_sql})" if log else f"({value_sql})"
-    keep = f"{value_sql} > 0" if log else f"{value_sql} IS NOT NULL"
-    group = f"{group_sql} AS grp, " if group_sql else ""
-    by = "grp, " if group_sql else ""
-    edge = "pow(10, {x})" if log else "{x}"
-    sql = (
-        f"WITH v AS (SELECT {group}{v}::DOUBLE AS x FROM {from_sql} AND {keep}), "  # noqa: S608 - fixed SQL parts
-        "r AS (SELECT min(x) AS lo, max(x) AS hi FROM v), "
-        "b AS (SELECT v.*, CASE WHEN r.hi = r.lo THEN 0 ELSE least($bins - 1, floor((x - r.lo) / (r.hi - r.lo) * $bins))::INTEGER END AS bin "
-        "FROM v, r) "
-        f"SELECT {by}bin, {edge.format(x='r.lo + bin * (r.hi - r.lo) / $bins')} AS bin_start, "
-        f"{edge.format(x='CASE WHEN r.hi = r.lo THEN r.hi ELSE r.lo + (bin + 1) * (r.hi - r.lo) / $bins END')} AS bin_end, "
-        "(bin = $bins - 1 OR r.hi = r.lo) AS last, "
-        f"count(*) AS {count_name} FROM b, r GROUP BY ALL ORDER BY {by}bin"
-    )
-    out = frame(cur, sql, {"bins": int(bins)})
-    if group_sql:
-        out = out.rename({"grp": "group"})
-    return out
-
-
 def rows(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> list[tuple]:
     """All rows of a query, fully consumed (DuckDB 2 refuses new work while a result is left open)."""
     return cur.sql(sql, params=used_params(sql, params or {})).fetchall()
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A binned quantity of `source` rows: its SQL (named `$p<n>` parameters in `params`), log-spaced bins
+    or not, and a row condition of its own. Values ≤ 0 are left out of log bins, NULLs out of all."""
+
+    name: str
+    value_sql: str
+    log: bool = False
+    where: str = "TRUE"
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def x_sql(self) -> str:
+        return f"log10({self.value_sql})::DOUBLE" if self.log else f"({self.value_sql})::DOUBLE"
+
+    @property
+    def keep_sql(self) -> str:
+        keep = f"({self.value_sql}) > 0" if self.log else f"({self.value_sql}) IS NOT NULL"
+        return f"({self.where}) AND {keep}"
+
+
+def value_ranges(cur: duckdb.DuckDBPyConnection, measures: list[Measure], source: str,
+                 group_sql: str | None = None, groups: set | None = None) -> Ranges:
+    """(min, max) of every measure over `source` in one scan; measures without a value are left out.
+    With `group_sql`, only rows whose group is in `groups` count (the groups are aggregated apart and merged).
+
+    A log measure's range is log10 of its raw min and max (log10 is increasing): one log10 per measure,
+    not per row; `histograms` clamps bins, so an ulp of rounding can never leave the range."""
+    if not measures:
+        return {}
+    aggs = []
+    for m in measures:
+        v = f"CASE WHEN {m.keep_sql} THEN ({m.value_sql})::DOUBLE END"
+        aggs += [f"min({v})", f"max({v})"]
+    params = {k: v for m in measures for k, v in m.params.items()}
+    if group_sql:
+        got_rows = rows(cur, f"SELECT {group_sql}, {', '.join(aggs)} FROM {source} GROUP BY ALL", params)  # noqa: S608
+        parts = [r[1:] for r in got_rows if groups is None or r[0] in groups]
+    else:
+        parts = rows(cur, f"SELECT {', '.join(aggs)} FROM {source}", params)  # noqa: S608 - fixed SQL parts
+    raw: dict[str, tuple[float, float]] = {}
+    for part in parts:
+        for n, m in enumerate(measures):
+            lo, hi = part[2 * n], part[2 * n + 1]
+            if lo is not None:
+                a, b = raw.get(m.name, (lo, hi))
+                raw[m.name] = (min(a, lo), max(b, hi))
+    logged = [k for k in raw if any(m.log and m.name == k for m in measures)]
+    if logged:  # log10 in DuckDB, as the rows' values are
+        values = rows(cur, "SELECT " + ", ".join(f"log10($a{n}), log10($b{n})" for n in range(len(logged))),  # noqa: S608
+                      {p: v for n, k in enumerate(logged) for p, v in ((f"a{n}", raw[k][0]), (f"b{n}", raw[k][1]))})[0]
+        raw.update({k: (values[2 * n], values[2 * n + 1]) for n, k in enumerate(logged)})
+    return {k: (float(lo), float(hi)) for k, (lo, hi) in raw.items()}
+
+
+def merge_ranges(parts: Iterable[Ranges]) -> Ranges:
+    """The union of ranges measure by measure (comparison mode: one set of edges for every subset)."""
+    out: Ranges = {}
+    for part in parts:
+        for name, (lo, hi) in part.items():
+            a, b = out.get(name, (lo, hi))
+            out[name] = (min(a, lo), max(b, hi))
+    return out
+
+
+def histograms(cur: duckdb.DuckDBPyConnection, measures: list[Measure], source: str, bins: int, ranges: Ranges,
+               group_sql: str | None = None) -> pl.DataFrame:
+    """Equal-width bins of each measure over its range (in log10 for log measures), in one query; the last
+    bin is closed. Columns: measure, group (of `group_sql`'s type; NULL without it), bin, bin_start, bin_end,
+    last, count.
+
+    A value is in bin floor((x − lo) / (hi − lo) · bins), clamped to 0…bins − 1 (all in bin 0 when hi = lo)."""
+    parts, params = [], {"bins": int(bins)}
+    group = group_sql or "NULL"
+    for n, m in enumerate(measures):
+        if m.name not in ranges:
+            continue
+        params.update(m.params)
+        params[f"lo{n}"], params[f"hi{n}"] = (float(v) for v in ranges[m.name])
+        lo, hi, same = f"$lo{n}", f"$hi{n}", f"$hi{n} = $lo{n}"
+        edge = "pow(10, {x})" if m.log else "{x}"
+        start = edge.format(x=f"{lo} + bin * ({hi} - {lo}) / $bins")
+        end = edge.format(x=f"CASE WHEN {same} THEN {hi} ELSE {lo} + (bin + 1) * ({hi} - {lo}) / $bins END")
+        parts.append(
+            f"SELECT {n} AS m, grp, bin, {start} AS bin_start, {end} AS bin_end, "  # noqa: S608 - fixed SQL parts
+            f"(bin = $bins - 1 OR {same}) AS last, count(*) AS count FROM ("
+            f"SELECT {group} AS grp, CASE WHEN {same} THEN 0 ELSE greatest(0, least($bins - 1, "
+            f"floor(({m.x_sql} - {lo}) / ({hi} - {lo}) * $bins)))::INTEGER END AS bin "
+            f"FROM {source} WHERE {m.keep_sql}) GROUP BY grp, bin")
+    if not parts:
+        return pl.DataFrame(schema=HIST_SCHEMA)
+    schema = dict(HIST_SCHEMA)
+    out = frame(cur, " UNION ALL ".join(parts) + " ORDER BY m, grp, bin", params)
+    names = pl.DataFrame({"m": list(range(len(measures))), "measure": [m.name for m in measures]},
+                         schema={"m": out.schema["m"], "measure": pl.String})
+    out = out.join(names, on="m", how="left").rename({"grp": "group"}).select(*HIST_SCHEMA)
+    if group_sql:
+        del schema["group"]
+    return out.cast(schema)  # type: ignore[arg-type]
 
 
 def count_columns(cur: duckdb.DuckDBPyConnection) -> list[int]:
