@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,9 @@ class UploadFile:
         if self.path is not None:
             object.__setattr__(self, "path", Path(self.path))
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
+        """Bytes to send; read once (planning batches and framing multipart bodies ask many times)."""
         return len(self.data) if self.data is not None else os.path.getsize(self.path)  # type: ignore[arg-type]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,13 @@ class RetryPolicy:
         if retry_after is not None:
             return min(self.max_delay, max(0.0, retry_after))
         return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+
+
+@functools.lru_cache(maxsize=2)
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs tens of milliseconds for every new client
+    (hundreds on a busy machine), and a context is safe to share between clients and threads."""
+    return httpx.create_ssl_context(verify=verify)
 
 
 def _no_cookie_jar() -> CookieJar:
@@ -84,7 +93,7 @@ class Transport:
             cookies=_no_cookie_jar(),
             follow_redirects=False,
             headers={"Accept": "application/json", **(headers or {})},
-            verify=verify,
+            verify=_ssl_context(bool(verify)),
         )
 
     # -- helpers ------------------------------------------------------------------------------------

@@ -65,14 +65,16 @@ def plan_batches(
     too_big: list[UploadFile] = []
     cur = Batch()
     for i, f in enumerate(files):
-        part = lambda k, f=f: part_overhead(BOUNDARY_LEN, f"{field_base}[{k}]", f.name) + f.size  # noqa: E731
-        if _TAIL + part(0) > max_bytes:
+        size = f.size
+        if _TAIL + part_overhead(BOUNDARY_LEN, f"{field_base}[0]", f.name) + size > max_bytes:
             too_big.append(f)
             continue
-        if cur.files and (cur.size + part(len(cur.files)) > max_bytes or len(cur.files) >= max_files):
+        part = part_overhead(BOUNDARY_LEN, f"{field_base}[{len(cur.files)}]", f.name) + size
+        if cur.files and (cur.size + part > max_bytes or len(cur.files) >= max_files):
             batches.append(cur)
             cur = Batch()
-        cur.size += part(len(cur.files))
+            part = part_overhead(BOUNDARY_LEN, f"{field_base}[0]", f.name) + size
+        cur.size += part
         cur.files.append((i, f))
     if cur.files:
         batches.append(cur)

@@ -6,10 +6,11 @@ committed right after CVAT answers, so a killed worker or a retried job continue
 
 from __future__ import annotations
 
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import select
 
 from dsgen_core.catalog.cvat_models import CvatConnection, CvatExport, CvatExportTask
@@ -19,7 +20,7 @@ from dsgen_core.jobs.queue import JobContext
 if TYPE_CHECKING:
     from dsgen_core.app import App
     from dsgen_core.cvat import CvatClient, LabelSpec
-
+    from dsgen_core.lake.tables import DatasetTables
 
 
 def _set_task(app: App, row_id: int, **values: Any) -> None:
@@ -44,8 +45,10 @@ def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], C
     return e, tasks, conn, folder
 
 
-def _project(app: App, ctx: JobContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec]) -> int:
-    from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, label_problems
+def _project(app: App, ctx: JobContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
+             summary: dict[str, Any]) -> int:
+    """The project's id; CvatLabelMismatch unless its labels take every label, attribute and shape we send."""
+    from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, coco_problems, label_problems
 
     project_id = e.project_id
     if project_id is not None:
@@ -57,7 +60,7 @@ def _project(app: App, ctx: JobContext, client: CvatClient, e: CvatExport, label
         project_id = client.ensure_project(e.project_name, labels).id
         ctx.log(f"project {e.project_name!r}: id {project_id}")
     existing = client.project_labels(project_id)
-    problems = label_problems(existing, labels)
+    problems = label_problems(existing, labels) or coco_problems(summary, existing)
     if problems:
         raise CvatLabelMismatch(f"CVAT project {e.project_name!r} (id {project_id}) has labels that do not match "
                                 "ours: " + "; ".join(problems), problems)
@@ -121,25 +124,51 @@ def _upload(app: App, ctx: JobContext, client: CvatClient, t: CvatExportTask, pa
 
 
 def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
+    """Export the planned tasks; the per-task COCO files are written in a thread while the images upload."""
     from dsgen_core.cvat import labels_from_coco
-    from dsgen_core.cvat_sync.connections import client_for
-    from dsgen_core.cvat_sync.subset import image_paths, part_document, subset_tables
-    from dsgen_core.formats.coco_writer import coco_dict
+    from dsgen_core.cvat_sync.subset import coco_summary, subset_tables, write_part
     from dsgen_core.lake.store import read_tables
 
     export_id = int(ctx.params["export_id"])
     e, tasks, conn, folder = _load(app, export_id)
     ctx.stage("writing COCO")
-    tables = read_tables(Path(folder))
-    all_ids = [i for t in tasks for i in t.image_ids]
-    sub = subset_tables(tables, all_ids)
-    doc = coco_dict(sub)
-    labels = labels_from_coco(doc)
+    sub = subset_tables(read_tables(Path(folder)), [i for t in tasks for i in t.image_ids])  # the lake, read once
+    summary = coco_summary(sub)
+    labels = labels_from_coco(summary)
     ctx.check_cancel()
+    with tempfile.TemporaryDirectory(dir=app.settings.tmp_root, prefix="cvat-export-") as tmp, \
+            ThreadPoolExecutor(1, thread_name_prefix="cvat-coco") as writer:
+        parts: dict[int, Future[Path]] = {}
+        if e.preload_annotations:
+            for t in tasks:
+                if t.state != "done":
+                    parts[t.id] = writer.submit(write_part, sub, t.image_ids, t.frame_names,
+                                                Path(tmp) / f"task-{t.part}.json")
+        try:
+            _export_tasks(app, ctx, e, tasks, conn, sub, summary, labels, parts)
+        finally:
+            for f in parts.values():
+                f.cancel()
+    links = [t.url for t in tasks]
+    with app.catalog.session() as s:
+        row = s.get(CvatExport, export_id)
+        row.status, row.finished_at = "DONE", utcnow()
+        s.add(AuditEntry(user_id=row.created_by, action="cvat.export.done", target_type="cvat_export",
+                         target_id=export_id, details={"tasks": [t.task_id for t in tasks], "server": row.server_url}))
+    return {"export_id": export_id, "task_ids": [t.task_id for t in tasks], "links": links}
+
+
+def _export_tasks(app: App, ctx: JobContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
+                  sub: DatasetTables, summary: dict[str, Any], labels: list[LabelSpec],
+                  parts: dict[int, Future[Path]]) -> None:
+    """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once)."""
+    from dsgen_core.cvat_sync.connections import client_for
+    from dsgen_core.cvat_sync.subset import image_paths
+
     ctx.stage("connecting to CVAT")
     with client_for(conn) as client:
         ctx.stage("creating tasks", len(tasks))
-        project_id = _project(app, ctx, client, e, labels)
+        project_id = _project(app, ctx, client, e, labels, summary)
         for k, t in enumerate(tasks):
             if t.state in ("planned", "creating"):
                 _create_task(app, ctx, client, t, project_id, e.segment_size)
@@ -154,18 +183,11 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
             if t.state == "data":
                 if e.preload_annotations:
                     ctx.stage(f"uploading annotations{label}")
-                    part = part_document(doc, t.image_ids, t.frame_names)
-                    client.upload_annotations(t.task_id, orjson.dumps(part))
+                    client.upload_annotations(t.task_id, parts[t.id].result(), check_labels=False,
+                                              on_status=lambda _st: ctx.check_cancel())
                 _set_task(app, t.id, state="done")
                 t.state = "done"
             ctx.check_cancel()
-    links = [t.url for t in tasks]
-    with app.catalog.session() as s:
-        row = s.get(CvatExport, export_id)
-        row.status, row.finished_at = "DONE", utcnow()
-        s.add(AuditEntry(user_id=row.created_by, action="cvat.export.done", target_type="cvat_export",
-                         target_id=export_id, details={"tasks": [t.task_id for t in tasks], "server": row.server_url}))
-    return {"export_id": export_id, "task_ids": [t.task_id for t in tasks], "links": links}
 
 
 def fail_export(app: App, job: Job, message: str) -> None:

@@ -1,4 +1,4 @@
-"""The exported subset as COCO documents: the whole subset (for labels) and one document per CVAT task."""
+"""The exported subset: its tables, a compact summary (for labels and checks) and one COCO file per CVAT task."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,13 +34,59 @@ def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTab
     return DatasetTables(images=images, annotations=anns, categories=tables.categories, meta=dict(tables.meta))
 
 
-def part_document(doc: dict[str, Any], image_ids: Sequence[int], names: Sequence[str]) -> dict[str, Any]:
-    """The COCO of one task: its images renamed to their frame names, their annotations, all categories."""
-    name_of = dict(zip(image_ids, names, strict=True))
-    images = [dict(im, file_name=name_of[im["id"]]) for im in doc["images"] if im["id"] in name_of]
-    anns = [a for a in doc["annotations"] if a["image_id"] in name_of]
-    return {"licenses": doc.get("licenses", []), "info": doc.get("info", {}), "categories": doc["categories"],
-            "images": images, "annotations": anns}
+def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str]) -> DatasetTables:
+    """The COCO of one task as lake tables: its images renamed to their frame names, their annotations, all
+    categories. Arrow only (no per-annotation Python), so the writer can stream it straight to a file."""
+    ids = pa.array(list(image_ids), pa.int64())
+    images = sub.images.filter(pc.is_in(sub.images.column("image_id"), value_set=ids))
+    frames = pc.take(pa.array(list(names), pa.string()), pc.index_in(images.column("image_id"), value_set=ids))
+    images = images.set_column(images.schema.get_field_index("file_name"), "file_name", frames)
+    anns = sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids))
+    meta = {"licenses": sub.meta.get("licenses", []), "info": sub.meta.get("info", {})}
+    return DatasetTables(images=images, annotations=anns, categories=sub.categories, meta=meta)
+
+
+def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path) -> Path:
+    """Write one task's COCO 1.0 file (streamed by the COCO writer); runs in a thread during the image upload."""
+    from dsgen_core.formats.coco_writer import write_coco
+
+    write_coco(part_tables(sub, image_ids, names), dest)
+    return dest
+
+
+_SEGMENTATION_OF_SHAPE: dict[str, Any] = {"mask": {}, "polygon": [[0.0, 0.0]], "box": []}
+_SUMMARY_SQL = """
+WITH s AS (
+    SELECT category_id, attributes,
+           CASE WHEN rle IS NOT NULL THEN 'mask' WHEN len(polygons) > 0 THEN 'polygon' ELSE 'box' END AS shape
+    FROM annotations)
+SELECT DISTINCT category_id, shape, NULL AS key, NULL AS value FROM s
+UNION
+SELECT DISTINCT s.category_id, s.shape, j.key, j.value::VARCHAR FROM s, json_each(s.attributes) j
+WHERE s.attributes IS NOT NULL AND j.key NOT IN ('occluded', 'rotation')
+"""
+
+
+def coco_summary(sub: DatasetTables) -> dict[str, Any]:
+    """A tiny COCO document with one annotation per distinct (category, shape kind, custom attribute value).
+
+    `labels_from_coco` and `coco_problems` give the same answers on it as on the full document, which
+    is therefore never built as Python objects (DuckDB does the distinct over all annotations).
+    """
+    con = duckdb.connect()
+    try:
+        con.register("annotations", sub.annotations.select(["category_id", "attributes", "rle", "polygons"]))
+        rows = con.execute(_SUMMARY_SQL).fetchall()
+    finally:
+        con.close()
+    cats = sub.categories.sort_by("category_id")
+    categories = [{"id": i, "name": n} for i, n in zip(cats.column("category_id").to_pylist(),
+                                                       cats.column("name").to_pylist(), strict=True)]
+    anns = [{"category_id": cat, "segmentation": _SEGMENTATION_OF_SHAPE[shape],
+             "attributes": {key: orjson.loads(value)} if key is not None else {}}
+            for cat, shape, key, value in sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2] or "",
+                                                                      r[3] or ""))]
+    return {"categories": categories, "annotations": anns}
 
 
 def image_paths(storage: Any, tables: DatasetTables, image_ids: Sequence[int]) -> list[Path]:
