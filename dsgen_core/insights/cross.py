@@ -7,12 +7,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from dsgen_core.insights.geometry import attribute_keys, attribute_sql
-from dsgen_core.insights.sqlkit import count_columns, frame, rows
+from dsgen_core.insights import derived
+from dsgen_core.insights.attrs import Attrs, attribute_keys, attribute_sql, coded_counts_sql
+from dsgen_core.insights.sqlkit import count_columns, frame, is_whole, rows
 from dsgen_core.insights.stats import chi2, cramers_v
 
 Tables = dict[str, pl.DataFrame]
 MAX_VARIABLES = 8
+MASK_BITS = 62  # class presence bits per BIGINT mask (co-occurrence)
 CONTINGENCY_SCHEMA = {"variable": pl.String, "value": pl.String, "category": pl.String, "instances": pl.Int64}
 META_TEXT = ("CASE m.value_type WHEN 'boolean' THEN CAST(m.value_bool AS VARCHAR) WHEN 'number' THEN "
              "CAST(m.value_num AS VARCHAR) ELSE m.value_str END")  # over metadata rows `m` (or their groups)
@@ -54,28 +56,21 @@ def _contingency_by_counts(cur: duckdb.DuckDBPyConnection, ids: list[int], raw_s
     ).select(*CONTINGENCY_SCHEMA).cast(CONTINGENCY_SCHEMA)  # type: ignore[arg-type]
 
 
-def _attribute_contingency(cur: duckdb.DuckDBPyConnection, attr_columns: dict[str, int], keys: list[str],
-                           top: int) -> pl.DataFrame:
-    """Instances per (attribute, value, class) of the engine's extracted attribute columns in one statement
-    (a branch per attribute), the top values of each attribute kept."""
-    whole = rows(cur, "SELECT (SELECT count(*) FROM sel) = (SELECT count(*) FROM images)")[0][0]
-    source = "annotations a" if whole else "annotations a SEMI JOIN sel USING (image_id)"
-    branches = " UNION ALL ".join(
-        f"SELECT {n} AS k, a.category_id, a.at_{int(attr_columns[key])} AS value, count(*) AS n FROM {source} "  # noqa: S608
-        f"WHERE a.at_{int(attr_columns[key])} IS NOT NULL GROUP BY ALL" for n, key in enumerate(keys))
+def _attribute_contingency(cur: duckdb.DuckDBPyConnection, attrs: Attrs, keys: list[str], top: int) -> pl.DataFrame:
+    """Instances per (attribute, value, class) from the derived attribute codes in one statement, the top
+    values of each attribute kept."""
     out = frame(cur, (
-        f"WITH g AS ({branches}), "  # noqa: S608 - integer column numbers only
-        "x AS (SELECT k, value, c.name AS category, sum(n) AS n FROM g JOIN categories c USING (category_id) GROUP BY ALL), "
+        f"WITH x AS ({coded_counts_sql(cur, attrs, keys)}), "  # noqa: S608 - integer column numbers only
         "keep AS (SELECT k, value FROM x GROUP BY k, value "
-        "QUALIFY row_number() OVER (PARTITION BY k ORDER BY sum(n) DESC, value) <= $top) "
-        "SELECT k, value, category, n::BIGINT AS instances FROM x SEMI JOIN keep USING (k, value) "
+        "QUALIFY row_number() OVER (PARTITION BY k ORDER BY sum(instances) DESC, value) <= $top) "
+        "SELECT k, value, category, instances FROM x SEMI JOIN keep USING (k, value) "
         "ORDER BY k, value, category"), {"top": int(top)})
     names = pl.DataFrame({"k": list(range(len(keys))), "variable": [f"attr.{k}" for k in keys]},
                          schema={"k": out.schema["k"], "variable": pl.String})
     return out.join(names, on="k", how="left").select(*CONTINGENCY_SCHEMA).cast(CONTINGENCY_SCHEMA)  # type: ignore[arg-type]
 
 
-def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attr_columns: dict[str, int]) -> Tables:
+def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attrs: Attrs) -> Tables:
     top = int(settings["top"])
     ids = count_columns(cur)
     chosen = list(settings.get("metadata_keys") or [])[:MAX_VARIABLES]
@@ -94,13 +89,12 @@ def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attr_columns: dict[str
         for n, key in enumerate(keys):
             parts.append(_contingency(cur, f"metadata.{key}", META_TEXT, "JOIN metadata m ON m.image_id = a.image_id",
                                       f"m.key = $k{n}", {f"k{n}": key}, top))
-    attrs = (settings.get("attribute_keys") or attribute_keys(cur, attr_columns))[:MAX_VARIABLES]
-    extracted = [k for k in attrs if k in attr_columns]
-    if extracted and len(extracted) == len(attrs):
-        parts.append(_attribute_contingency(cur, attr_columns, attrs, top))
+    keys = (settings.get("attribute_keys") or attribute_keys(cur, attrs.columns))[:MAX_VARIABLES]
+    if attrs.all_coded(keys):
+        parts.append(_attribute_contingency(cur, attrs, keys, top))
     else:
-        for key in attrs:
-            value_sql, params = attribute_sql(attr_columns, key)
+        for key in keys:
+            value_sql, params = attribute_sql(attrs.columns, key)
             parts.append(_contingency(cur, f"attr.{key}", value_sql, "", f"{value_sql} IS NOT NULL", params, top))
     table = pl.concat([p for p in parts if p.height] or [pl.DataFrame(schema=CONTINGENCY_SCHEMA)])
     return {"contingency": table, "association": association(table), "cooccurrence": cooccurrence(cur)}
@@ -124,6 +118,8 @@ def association(table: pl.DataFrame) -> pl.DataFrame:
 def cooccurrence(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Images holding both classes (the diagonal: images holding the class)."""
     ids = count_columns(cur)
+    if ids and is_whole(cur) and derived.stored(cur, derived.COOC):
+        return frame(cur, f"SELECT category_a, category_b, images FROM {derived.COOC} ORDER BY _row")  # noqa: S608
     if ids:
         return _cooccurrence_from_counts(cur, ids)
     return frame(cur, (
@@ -142,16 +138,29 @@ def _cooccurrence_from_counts(cur: duckdb.DuckDBPyConnection, ids: list[int]) ->
     names = sorted(by_name)
     if not names:
         return pl.DataFrame(schema={"category_a": pl.String, "category_b": pl.String, "images": pl.Int64})
-    present = ", ".join("(" + " OR ".join(f"c_{k} > 0" for k in by_name[n]) + f") AS p{j}" for j, n in enumerate(names))
-    patterns = cur.sql(f"SELECT {present}, count(*) AS n FROM sel GROUP BY ALL").to_arrow_table()  # noqa: S608
-    p = np.column_stack([patterns.column(j).to_numpy(zero_copy_only=False) for j in range(len(names))]).astype(float)
-    weights = patterns.column("n").to_numpy().astype(float)
+    chunks = [names[i:i + MASK_BITS] for i in range(0, len(names), MASK_BITS)]
+    masks = ", ".join("(" + " | ".join(  # one BIGINT bit mask of present classes per chunk of names: cheap to group
+        "CASE WHEN " + " OR ".join(f"c_{k} > 0" for k in by_name[n]) + f" THEN {1 << j} ELSE 0 END::BIGINT"
+        for j, n in enumerate(chunk)) + f") AS m{c}" for c, chunk in enumerate(chunks))
+    patterns = cur.sql(f"SELECT {masks}, count(*) AS n FROM sel GROUP BY ALL").fetchnumpy()  # noqa: S608 - ids only
+    p = np.column_stack([(np.asarray(patterns[f"m{c}"], dtype=np.int64)[:, None] >> np.arange(len(chunk))) & 1
+                         for c, chunk in enumerate(chunks)]).astype(float)
+    weights = np.asarray(patterns["n"], dtype=float)
     both = np.rint((p * weights[:, None]).T @ p).astype(np.int64) if len(weights) else np.zeros((len(names),) * 2,
                                                                                                    dtype=np.int64)
     a, b = np.nonzero(both)
     return pl.DataFrame({"category_a": [names[i] for i in a], "category_b": [names[j] for j in b],
                          "images": both[a, b]},
                         schema={"category_a": pl.String, "category_b": pl.String, "images": pl.Int64})
+
+
+def _whole_cooccurrence(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    ids = count_columns(cur)
+    return _cooccurrence_from_counts(cur, ids) if ids else pl.DataFrame(
+        schema={"category_a": pl.String, "category_b": pl.String, "images": pl.Int64})
+
+
+derived.register_whole(derived.COOC, _whole_cooccurrence)
 
 
 def issues(cur: duckdb.DuckDBPyConnection, settings: dict) -> Tables:

@@ -9,38 +9,33 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from dsgen_core.insights.sqlkit import Measure, Ranges, frame, histograms, rows, value_ranges
+from dsgen_core.insights import derived
+from dsgen_core.insights.attrs import Attrs, attribute_keys, attribute_sql, coded_counts_sql
+from dsgen_core.insights.derived import BOX
+from dsgen_core.insights.sqlkit import Measure, Ranges, frame, histograms, is_whole, rows, value_ranges
 
 Tables = dict[str, pl.DataFrame]
-SMALL, MEDIUM = 32**2, 96**2  # COCO's area thresholds
-MEASURES = [  # binned per class; area and aspect on log-spaced bins
+MEASURES = [  # binned per class; area and aspect on log-spaced bins, their log10 read from the derived table
     Measure("width", "w"),
     Measure("height", "h"),
-    Measure("area", "w * h", log=True),
-    Measure("aspect", "w / NULLIF(h, 0)", log=True),
+    Measure("area", "ar", log=True, x="la"),  # ar: w · h where > 0, else NULL
+    Measure("aspect", "asp", log=True, x="lr"),  # asp: w / h where > 0, else NULL
 ]
 SHAPE = "(SELECT * FROM box WHERE w IS NOT NULL)"  # rows with a box (the others only have an area)
-COLUMNS = ("a.category_id, a.bbox_x AS x, a.bbox_y AS y, a.bbox_w AS w, a.bbox_h AS h, "
-           "coalesce(a.area, a.bbox_w * a.bbox_h) AS size")
 
 
 def _box_relations(cur: duckdb.DuckDBPyConnection) -> None:
-    """Temp relations `box` (the subset's annotations with a box or an area) and `boxdim` (the same with
-    their image's width and height as iw, ih), once per cursor. On the whole version both are views of
-    the annotations (nothing to copy); on a part, one table of the part's rows (joined once, read often).
+    """Temp relation `box`: the subset's rows of the derived table `ins_box` (annotations with a box or an
+    area, their centre and border flag computed once per version), once per cursor. On the whole version
+    a view of it (no join, nothing copied); on a part, one table of the part's rows (joined once, read often).
     No class filter: every query groups by category id, and ids without a category are dropped there."""
     if rows(cur, "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'box'")[0][0]:
         return
-    whole = rows(cur, "SELECT (SELECT count(*) FROM sel) = (SELECT count(*) FROM images)")[0][0]
-    dims = (f"SELECT {COLUMNS}, s.width AS iw, s.height AS ih FROM annotations a JOIN sel s USING (image_id) "  # noqa: S608
-            "WHERE a.bbox_w IS NOT NULL OR a.area IS NOT NULL")
-    if whole:
-        cur.execute(f"CREATE TEMP VIEW boxdim AS {dims}")
-        cur.execute(f"CREATE TEMP VIEW box AS SELECT {COLUMNS} FROM annotations a "  # noqa: S608 - fixed SQL
-                    "WHERE a.bbox_w IS NOT NULL OR a.area IS NOT NULL")
+    if is_whole(cur):
+        cur.execute(f"CREATE TEMP VIEW box AS SELECT * FROM {BOX}")  # noqa: S608 - a constant name
     else:
-        cur.execute(f"CREATE TEMP TABLE boxdim AS {dims}")
-        cur.execute("CREATE TEMP VIEW box AS SELECT * FROM boxdim")
+        cur.execute(f"CREATE TEMP TABLE boxpart AS SELECT b.* FROM {BOX} b SEMI JOIN sel USING (image_id)")  # noqa: S608
+        cur.execute("CREATE TEMP VIEW box AS SELECT * FROM boxpart")
 
 
 def _known(cur: duckdb.DuckDBPyConnection) -> set[int]:
@@ -56,9 +51,20 @@ def _named(names: pl.DataFrame, by_id: pl.DataFrame, keys: list[str]) -> pl.Data
 
 def box_ranges(cur: duckdb.DuckDBPyConnection, settings: dict) -> Ranges:
     """The range of each binned box measure over boxes of known classes (shared by every class, and by every
-    subset when comparing)."""
+    subset when comparing); on the whole version, read from `ins_box_ranges` once it is built."""
     _box_relations(cur)
+    if is_whole(cur) and derived.stored(cur, derived.BOX_RANGES):
+        return {m: (lo, hi) for m, lo, hi in rows(cur, f"SELECT measure, lo, hi FROM {derived.BOX_RANGES}")}  # noqa: S608
     return value_ranges(cur, MEASURES, SHAPE, group_sql="category_id", groups=_known(cur))
+
+
+def _whole_ranges(cur: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    got = box_ranges(cur, {})
+    return pl.DataFrame({"measure": list(got), "lo": [v[0] for v in got.values()], "hi": [v[1] for v in got.values()]},
+                        schema={"measure": pl.String, "lo": pl.Float64, "hi": pl.Float64})
+
+
+derived.register_whole(derived.BOX_RANGES, _whole_ranges)
 
 
 def boxes(cur: duckdb.DuckDBPyConnection, settings: dict, ranges: Ranges | None = None) -> Tables:
@@ -72,55 +78,42 @@ def boxes(cur: duckdb.DuckDBPyConnection, settings: dict, ranges: Ranges | None 
     shape = _named(names, hist.rename({"group": "category_id", "count": "instances"}), keys).with_columns(
         pl.col("measure").cast(pl.Enum([m.name for m in MEASURES])).alias("_order")
     ).sort("_order", "category", "bin").drop("_order")
-    per_class = frame(cur, (
-        "SELECT category_id, count(*) FILTER (size < $small) AS small, "
-        "count(*) FILTER (size >= $small AND size < $medium) AS medium, count(*) FILTER (size >= $medium) AS large, "
-        "count(size) AS sized, count(w) AS instances, count(*) FILTER (w IS NOT NULL AND least(w, h) < $tiny) AS tiny "
-        "FROM box GROUP BY ALL"), {"small": SMALL, "medium": MEDIUM, "tiny": float(settings["tiny_px"])})
-    cells = frame(cur, (  # centre cells (NULL when the image has no size) and border boxes, per class
-        "SELECT category_id, CASE WHEN iw > 0 AND ih > 0 THEN least($g - 1, greatest(0, floor((x + w / 2) / iw * $g))) "
-        "END::INTEGER AS gx, CASE WHEN iw > 0 AND ih > 0 THEN least($g - 1, greatest(0, floor((y + h / 2) / ih * $g))) "
-        "END::INTEGER AS gy, count(*) AS instances, "
-        "count(*) FILTER (x <= 0 OR y <= 0 OR x + w >= iw OR y + h >= ih) AS touching_border "
-        "FROM boxdim WHERE w IS NOT NULL GROUP BY ALL"), {"g": int(settings["grid"])})
-    cells = cells.join(names.select("category_id").unique().cast({"category_id": cells.schema["category_id"]}),
-                       on="category_id", how="semi")
-    centres = (cells.filter(pl.col("gx").is_not_null()).group_by("gx", "gy").agg(pl.col("instances").sum())
-               .sort("gy", "gx"))
-    border = cells.group_by("category_id").agg(pl.col("touching_border").sum())
-    per_class = _named(names, per_class.join(border, on="category_id", how="left").fill_null(0), ["category"])
+    grid = frame(cur, (  # per class and centre cell (NULL: no box, or the image has no size); one scan grouping
+        # small columns, then the clamps and per-cell sums on the few groups
+        "SELECT category_id, least($g - 1, greatest(0, fx))::INTEGER AS gx, least($g - 1, greatest(0, fy))::INTEGER "
+        "AS gy, sum(instances)::BIGINT AS instances, coalesce(sum(n) FILTER (border), 0)::BIGINT AS touching_border, "
+        "coalesce(sum(n) FILTER (bucket = 0), 0)::BIGINT AS small, coalesce(sum(n) FILTER (bucket = 1), 0)::BIGINT "
+        "AS medium, coalesce(sum(n) FILTER (bucket = 2), 0)::BIGINT AS large, "
+        "coalesce(sum(n) FILTER (bucket IS NOT NULL), 0)::BIGINT AS sized, "
+        "coalesce(sum(n) FILTER (tiny), 0)::BIGINT AS tiny FROM ("
+        "SELECT category_id, floor(cx * $g) AS fx, floor(cy * $g) AS fy, bucket, border, side < $tiny AS tiny, "
+        "count(w) AS instances, count(*) AS n FROM box GROUP BY ALL) GROUP BY ALL"),
+        {"g": int(settings["grid"]), "tiny": float(settings["tiny_px"])})
+    known = names.select("category_id").unique().cast({"category_id": grid.schema["category_id"]})
+    centres = (grid.join(known, on="category_id", how="semi").filter(pl.col("gx").is_not_null())
+               .group_by("gx", "gy").agg(pl.col("instances").sum()).sort("gy", "gx"))
+    counts = ["small", "medium", "large", "sized", "instances", "tiny", "touching_border"]
+    per_class = _named(names, grid.group_by("category_id").agg(pl.col(c).sum() for c in counts), ["category"])
     sizes = per_class.filter(pl.col("sized") > 0).select("category", "small", "medium", "large")
     edges = per_class.filter(pl.col("instances") > 0).select("category", "instances", "touching_border", "tiny")
     return {"per_image": per_image, "shape": shape, "sizes": sizes, "centres": centres, "edges": edges}
 
 
-def attribute_sql(attr_columns: dict[str, int], key: str) -> tuple[str, dict[str, object]]:
-    """Text SQL of an attribute of annotation `a`: the engine's extracted column, or a JSON path."""
-    from dsgen_core.query.compiler import json_pointer
-
-    n = attr_columns.get(key)
-    if n is not None:
-        return f"a.at_{int(n)}", {}
-    return "json_extract_string(a.attributes, $attr_path)", {"attr_path": json_pointer(key)}
-
-
-def attribute_keys(cur: duckdb.DuckDBPyConnection, attr_columns: dict[str, int]) -> list[str]:
-    """Attribute keys in use: the engine extracted the common ones; the rest are found in the JSON."""
-    if attr_columns:
-        return sorted(attr_columns)
-    try:
-        return [r[0] for r in rows(cur,
-            "SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM annotations WHERE attributes IS NOT NULL "
-            "ORDER BY k")]
-    except duckdb.Error:
-        return []
-
-
-def attributes(cur: duckdb.DuckDBPyConnection, settings: dict, attr_columns: dict[str, int]) -> Tables:
+def attributes(cur: duckdb.DuckDBPyConnection, settings: dict, attrs: Attrs) -> Tables:
     """Instances per (class, attribute, value); the top-N values of each attribute and class."""
+    keys = attribute_keys(cur, attrs.columns)
+    schema = {"category": pl.String, "attribute": pl.String, "value": pl.String, "instances": pl.Int64}
+    if attrs.all_coded(keys):
+        out = frame(cur, (
+            f"WITH x AS ({coded_counts_sql(cur, attrs, keys)}) SELECT k, category, value, instances FROM x "  # noqa: S608
+            "QUALIFY row_number() OVER (PARTITION BY k, category ORDER BY instances DESC, value) <= $top "
+            "ORDER BY k, category, instances DESC, value"), {"top": int(settings["top"])})
+        names = pl.DataFrame({"k": list(range(len(keys))), "attribute": keys},
+                             schema={"k": out.schema["k"], "attribute": pl.String})
+        return {"attributes": out.join(names, on="k", how="left").select(*schema).cast(schema)}  # type: ignore[arg-type]
     parts = []
-    for key in attribute_keys(cur, attr_columns):
-        value_sql, params = attribute_sql(attr_columns, key)
+    for key in keys:
+        value_sql, params = attribute_sql(attrs.columns, key)
         part = frame(cur, (
             f"SELECT c.name AS category, {value_sql} AS value, count(*) AS instances "  # noqa: S608 - fixed SQL
             "FROM annotations a SEMI JOIN sel USING (image_id) JOIN categories c USING (category_id) "
@@ -129,5 +122,4 @@ def attributes(cur: duckdb.DuckDBPyConnection, settings: dict, attr_columns: dic
             "ORDER BY category, instances DESC, value"), {**params, "top": int(settings["top"])})
         parts.append(part.with_columns(pl.lit(key).alias("attribute")).select("category", "attribute", "value",
                                                                                "instances"))
-    schema = {"category": pl.String, "attribute": pl.String, "value": pl.String, "instances": pl.Int64}
     return {"attributes": pl.concat(parts) if parts else pl.DataFrame(schema=schema)}

@@ -11,7 +11,8 @@ import duckdb
 import polars as pl
 
 from dsgen_core.errors import InvalidRequest
-from dsgen_core.insights import cross, distributions, geometry
+from dsgen_core.insights import cross, derived, distributions, geometry
+from dsgen_core.insights.attrs import Attrs
 from dsgen_core.insights.sqlkit import Ranges, subset_cursor
 from dsgen_core.search.engine import VersionEngine
 
@@ -70,9 +71,10 @@ class InsightKind:
     name: str
     title: str
     run: Callable[..., Tables]
-    needs_attrs: bool = False  # gets the engine's attribute columns
+    needs_attrs: bool = False  # gets the engine's attribute columns (an `Attrs`)
     reads_curation: bool = False  # reads tags/metadata whatever the query
     ranges: Callable[..., Ranges] | None = None  # its histograms' value ranges (binned insights only)
+    derived: tuple[str, ...] = ()  # derived per-version tables it reads (built on first use)
 
 
 INSIGHTS: dict[str, InsightKind] = {k.name: k for k in (
@@ -81,9 +83,10 @@ INSIGHTS: dict[str, InsightKind] = {k.name: k for k in (
     InsightKind("metadata", "Metadata", distributions.metadata, reads_curation=True,
                 ranges=distributions.metadata_ranges),
     InsightKind("resolution", "Image resolution", distributions.resolution, ranges=distributions.resolution_ranges),
-    InsightKind("boxes", "Boxes", geometry.boxes, ranges=geometry.box_ranges),
-    InsightKind("attributes", "Attributes", geometry.attributes, needs_attrs=True),
-    InsightKind("cross", "Cross-analysis", cross.cross, needs_attrs=True, reads_curation=True),
+    InsightKind("boxes", "Boxes", geometry.boxes, ranges=geometry.box_ranges, derived=(derived.BOX, derived.BOX_RANGES)),
+    InsightKind("attributes", "Attributes", geometry.attributes, needs_attrs=True, derived=(derived.ATTR,)),
+    InsightKind("cross", "Cross-analysis", cross.cross, needs_attrs=True, reads_curation=True,
+                derived=(derived.ATTR, derived.COOC)),
     InsightKind("issues", "Data issues", cross.issues),
 )}
 BASIC = ("classes", "resolution", "boxes")  # precomputed when a version becomes READY
@@ -113,14 +116,24 @@ def run_on(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, name: str, set
            ranges: Ranges | None = None) -> Tables:
     """One insight on an open subset cursor; a binned insight bins on `ranges` when given (else its own)."""
     k = kind(name)
+    derived.ensure(engine, *k.derived)
     conf = settings.to_dict()
     extra: dict[str, Any] = {"ranges": ranges} if k.ranges is not None and ranges is not None else {}
     if k.needs_attrs:
-        return k.run(cur, conf, dict(engine.schema.attr_columns), **extra)
+        return k.run(cur, conf, attrs_of(engine), **extra)
     return k.run(cur, conf, **extra)
 
 
-def ranges_on(cur: duckdb.DuckDBPyConnection, name: str, settings: InsightSettings) -> Ranges:
+def attrs_of(engine: VersionEngine) -> Attrs:
+    """The engine's extracted attribute columns, and whether the derived codes can count them."""
+    return Attrs(dict(engine.schema.attr_columns), coded=derived.has_attr_codes(engine),
+                 joint=derived.joint_attributes(engine))
+
+
+def ranges_on(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, name: str, settings: InsightSettings) -> Ranges:
     """The value ranges of a binned insight's histograms on an open subset cursor (empty for the others)."""
     k = kind(name)
-    return k.ranges(cur, settings.to_dict()) if k.ranges is not None else {}
+    if k.ranges is None:
+        return {}
+    derived.ensure(engine, *k.derived)
+    return k.ranges(cur, settings.to_dict())

@@ -71,7 +71,8 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     with ExitStack() as stack:
         cursors = [stack.enter_context(subset_cursor(engine, c.where, c.params))
                    for (_, engine, _), c in zip(engines, compiled, strict=True)]
-        ranges = merge_ranges(registry.ranges_on(cur, name, settings) for cur in cursors)
+        ranges = merge_ranges(registry.ranges_on(cur, engine, name, settings)
+                              for (_, engine, _), cur in zip(engines, cursors, strict=True))
         out = []
         for (_, engine, _), cur, key, seq, hit in zip(engines, cursors, keys, seqs, hits, strict=True):
             if hit is not None:

@@ -26,13 +26,20 @@ def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object]) 
     cur = engine.cursor().cursor()
     # the engine's per-class count columns (c_<category id>) come along: class statistics read them
     counts = ", COLUMNS('^c_[0-9]+$')" if engine.schema.count_columns and engine.schema.by_name else ""
+    # the whole version (no filter): a view of the images, nothing copied
+    kind = "VIEW" if where.strip().strip("()").strip() == "TRUE" else "TABLE"
     try:
-        cur.execute("CREATE TEMP TABLE sel AS SELECT i.image_id, i.width, i.height, i.size_bytes, "  # noqa: S608
+        cur.execute(f"CREATE TEMP {kind} sel AS SELECT i.image_id, i.width, i.height, i.size_bytes, "  # noqa: S608
                     f"i.num_annotations{counts} FROM images i WHERE {where}",
                     used_params(where, params))
         yield cur
     finally:
         cur.close()
+
+
+def is_whole(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the subset is every image of the version (then annotation-level queries skip the join)."""
+    return bool(rows(cur, "SELECT (SELECT count(*) FROM sel) = (SELECT count(*) FROM images)")[0][0])
 
 
 def frame(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> pl.DataFrame:
@@ -48,20 +55,34 @@ def rows(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | N
 @dataclass(frozen=True)
 class Measure:
     """A binned quantity of `source` rows: its SQL (named `$p<n>` parameters in `params`), log-spaced bins
-    or not, and a row condition of its own. Values ≤ 0 are left out of log bins, NULLs out of all."""
+    or not, and a row condition of its own. Values ≤ 0 are left out of log bins, NULLs out of all.
+    `x`: a column already holding the binned value (log10 of it for log measures), so that bins read it instead
+    of computing it per row; with `x`, both it and `value_sql` must be NULL exactly where the row is left out."""
 
     name: str
     value_sql: str
     log: bool = False
     where: str = "TRUE"
     params: dict[str, object] = field(default_factory=dict)
+    x: str | None = None
 
     @property
     def x_sql(self) -> str:
+        if self.x is not None:
+            return self.x
         return f"log10({self.value_sql})::DOUBLE" if self.log else f"({self.value_sql})::DOUBLE"
 
     @property
+    def range_sql(self) -> str:
+        """The value whose min and max give the range (a bare column when NULL already marks the rows left out)."""
+        if self.where == "TRUE" and (self.x is not None or not self.log):
+            return f"({self.value_sql})::DOUBLE"
+        return f"CASE WHEN {self.keep_sql} THEN ({self.value_sql})::DOUBLE END"
+
+    @property
     def keep_sql(self) -> str:
+        if self.x is not None:
+            return f"({self.where}) AND {self.x} IS NOT NULL"
         keep = f"({self.value_sql}) > 0" if self.log else f"({self.value_sql}) IS NOT NULL"
         return f"({self.where}) AND {keep}"
 
@@ -77,8 +98,7 @@ def value_ranges(cur: duckdb.DuckDBPyConnection, measures: list[Measure], source
         return {}
     aggs = []
     for m in measures:
-        v = f"CASE WHEN {m.keep_sql} THEN ({m.value_sql})::DOUBLE END"
-        aggs += [f"min({v})", f"max({v})"]
+        aggs += [f"min({m.range_sql})", f"max({m.range_sql})"]
     params = {k: v for m in measures for k, v in m.params.items()}
     if group_sql:
         got_rows = rows(cur, f"SELECT {group_sql}, {', '.join(aggs)} FROM {source} GROUP BY ALL", params)  # noqa: S608
@@ -128,12 +148,14 @@ def histograms(cur: duckdb.DuckDBPyConnection, measures: list[Measure], source: 
         edge = "pow(10, {x})" if m.log else "{x}"
         start = edge.format(x=f"{lo} + bin * ({hi} - {lo}) / $bins")
         end = edge.format(x=f"CASE WHEN {same} THEN {hi} ELSE {lo} + (bin + 1) * ({hi} - {lo}) / $bins END")
+        # per row only floor(); the clamp runs on the few groups (the same function of the same value)
+        raw = "0" if params[f"lo{n}"] == params[f"hi{n}"] else f"floor(({m.x_sql} - {lo}) / ({hi} - {lo}) * $bins)"
         parts.append(
             f"SELECT {n} AS m, grp, bin, {start} AS bin_start, {end} AS bin_end, "  # noqa: S608 - fixed SQL parts
-            f"(bin = $bins - 1 OR {same}) AS last, count(*) AS count FROM ("
-            f"SELECT {group} AS grp, CASE WHEN {same} THEN 0 ELSE greatest(0, least($bins - 1, "
-            f"floor(({m.x_sql} - {lo}) / ({hi} - {lo}) * $bins)))::INTEGER END AS bin "
-            f"FROM {source} WHERE {m.keep_sql}) GROUP BY grp, bin")
+            f"(bin = $bins - 1 OR {same}) AS last, sum(c)::BIGINT AS count FROM ("
+            "SELECT grp, greatest(0, least($bins - 1, raw))::INTEGER AS bin, c FROM ("
+            f"SELECT {group} AS grp, {raw} AS raw, count(*) AS c FROM {source} WHERE {m.keep_sql} GROUP BY ALL)) "
+            "GROUP BY grp, bin")
     if not parts:
         return pl.DataFrame(schema=HIST_SCHEMA)
     schema = dict(HIST_SCHEMA)
