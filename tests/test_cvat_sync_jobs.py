@@ -36,8 +36,9 @@ def test_large_subset_becomes_several_tasks_with_filter(capi, fake_cvat, sample_
     info = capi.run_job_here(admin, started.job_id)
     assert info.status == "SUCCEEDED", info.error
     for stage in ("writing COCO", "creating tasks", "uploading images (task 3/3)", "waiting for CVAT",
-                  "uploading annotations (task 1/3)"):
+                  "uploading annotations (task 3/3)"):  # tasks 1-2 finish in the background
         assert f"stage: {stage}" in info.log
+    assert "annotations imported (task 1/3)" in info.log and "annotations imported (task 2/3)" in info.log
     export = capi.get_cvat_export(admin, started.export_id)
     assert export.query == "tag:pick" and export.curation_seq > 0
     assert [t.num_images for t in export.tasks] == [5, 5, 1]
@@ -96,6 +97,43 @@ def test_worker_killed_mid_upload_resumes_same_tasks(capi, make_fake, sample_exp
     assert len(fake.requests("POST", r"^/api/tasks/?$")) == 2
     export = capi.get_cvat_export(admin, started.export_id)
     assert [t.state for t in export.tasks] == ["done", "done"] and export.status == "DONE"
+    assert capi.preview_pull(admin, [t.task_id for t in export.tasks], into="cars").diff.is_zero
+
+
+def _most_at_once(requests: list) -> int:  # noqa: ANN001
+    """The most of these recorded requests that were in the fake at the same moment."""
+    return max(sum(1 for r in requests if r.started <= x.started < (r.ended or float("inf"))) for x in requests)
+
+
+def test_tasks_overlap_and_resume_after_one_task_fails(capi, make_fake, sample_export, monkeypatch):  # noqa: F811
+    """Batches of a task go up on several connections, CVAT imports task 1 while task 2's images upload, and a
+    failure in a background finisher (task 2's import) fails the job cleanly; the resume creates nothing twice."""
+    monkeypatch.setenv("DSGEN_CVAT_MAX_FILES", "1")
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    fake = make_fake(max_files_per_request=1)
+    fake.fail(method="POST", path=r"^/api/tasks/2/data/$", delay=0.15, times=-1)  # task 2's upload is slow
+    broken = fake.fail(path=r"^/api/tasks/2/annotations", status=500, times=-1)  # PUT before 2.38
+    conn = connect(capi, admin, fake)
+    started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=4))
+    info = capi.run_job_here(admin, started.job_id)
+    assert info.status == "FAILED" and "CvatUnavailable" in info.error and broken.hits == 1
+    batches = [r for r in fake.requests("POST", r"^/api/tasks/2/data/$") if "Upload-Multiple" in r.headers]
+    assert len(batches) == 4 and _most_at_once(batches) >= 2  # one task's batches in flight together
+    task1_import = fake.requests(None, r"^/api/tasks/1/annotations")[0]
+    assert task1_import.started < max(r.ended for r in batches)  # task 1 imported while task 2 uploaded
+    export = capi.get_cvat_export(admin, started.export_id)
+    assert export.status == "FAILED" and [t.state for t in export.tasks][:2] == ["done", "data"]
+    assert all(t.task_id is not None for t in export.tasks)
+
+    fake.clear_faults()
+    again = capi.resume_cvat_export(admin, started.export_id)
+    assert capi.run_job_here(admin, again.job_id).status == "SUCCEEDED"
+    assert [t["size"] for t in fake.tasks()] == [4, 4, 4] and len(fake.requests("POST", r"^/api/tasks/?$")) == 3
+    starts = [r.path for r in fake.requests("POST", r"/data/$") if "Upload-Start" in r.headers]
+    assert sorted(starts) == ["/api/tasks/1/data/", "/api/tasks/2/data/", "/api/tasks/3/data/"]  # none sent twice
+    export = capi.get_cvat_export(admin, started.export_id)
+    assert [t.state for t in export.tasks] == ["done"] * 3 and export.status == "DONE"
     assert capi.preview_pull(admin, [t.task_id for t in export.tasks], into="cars").diff.is_zero
 
 

@@ -41,13 +41,20 @@ class PollPolicy:
     """How `wait` polls an asynchronous request: growing intervals, an overall deadline.
 
     The first polls come quickly (small tasks finish in tens of milliseconds, and CVAT shows each request
-    as queued, then started, before finished); the interval then grows to `maximum` for long work.
+    as queued, then started, before finished); the interval then grows (at most ×`factor` per poll) to
+    `maximum`, but never beyond `overshoot` × the time already waited, so a late poll costs at most that
+    fraction of the wait (a fixed ×1.5 backoff could add half of it).
     """
 
     initial: float = 0.01
     factor: float = 1.5
     maximum: float = 5.0
     timeout: float = 6 * 3600.0
+    overshoot: float = 0.1
+
+    def next_interval(self, interval: float, waited: float) -> float:
+        """The sleep before the next poll, after `waited` seconds of waiting and a last sleep of `interval`."""
+        return min(self.maximum, interval * self.factor, max(self.initial, waited * self.overshoot))
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -70,6 +77,7 @@ class ClientBase:
         max_request_bytes: int = 16 << 20,
         max_files_per_request: int = 100,
         tus_chunk_bytes: int = 8 << 20,
+        upload_connections: int = 3,
         verify: bool = True,
     ):
         self.credentials = credentials
@@ -78,6 +86,9 @@ class ClientBase:
         self.max_request_bytes = max_request_bytes
         self.max_files_per_request = max_files_per_request
         self.tus_chunk_bytes = min(tus_chunk_bytes, max_request_bytes)
+        # batches of one upload in flight at once: CVAT stores each file as it arrives, so a second and
+        # third connection keep it busy while one request waits on its disk or our reads
+        self.upload_connections = max(1, upload_connections)
         headers = {"X-Organization": org} if org else {}
         self._t = Transport(
             url,

@@ -8,6 +8,7 @@ from typing import Any
 
 from dsgen_core.cvat.models import UploadFile, UploadReport
 from dsgen_core.cvat.multipart import MultipartBody
+from dsgen_core.cvat.parallel import in_parallel
 from dsgen_core.cvat.polling import PollingMixin
 from dsgen_core.cvat.tus import tus_upload
 from dsgen_core.cvat.upload import check_names, plan_batches
@@ -46,8 +47,10 @@ class ImagesMixin(PollingMixin):
         """Send the images as bytes; frame i = files[i] under "predefined" sorting.
 
         One multipart request when everything fits in `max_request_bytes`, otherwise CVAT's
-        multi-request protocol: Upload-Start, bounded batches (files bigger than the bound by TUS),
-        Upload-Finish with `upload_file_order`. With `wait`, returns after the server built the task.
+        multi-request protocol: Upload-Start, bounded batches sent on up to `upload_connections`
+        connections at once (files bigger than the bound by TUS), Upload-Finish with `upload_file_order`
+        (so the frame order never depends on which batch arrived first). With `wait`, returns after the
+        server built the task.
         """
         if not files:
             raise ValueError("no files to upload")
@@ -82,12 +85,17 @@ class ImagesMixin(PollingMixin):
         what = f"upload images to task {task_id}"
         self._check(self._t.request("POST", endpoint, headers={"Upload-Start": "true"}), what, (202,), task_id)
         batches, too_big = plan_batches(files, self.max_request_bytes, self.max_files_per_request)
-        for batch in batches:
-            body = MultipartBody([], [(f"client_files[{k}]", f) for k, (_, f) in enumerate(batch.files)])
+        bodies = [MultipartBody([], [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)]) for b in batches]
+
+        def send(body: MultipartBody) -> None:
             resp = self._t.request("POST", endpoint, body=body, headers={"Upload-Multiple": "true"})
             self._check(resp, what, (200, 202), task_id)
+
+        def done(body: MultipartBody) -> None:
             report.request_sizes.append(body.size)
-            progress(sum(f.size for _, f in batch.files))
+            progress(sum(f.size for _, f in body.files))
+
+        in_parallel(send, bodies, self.upload_connections, done)  # batches are independent and idempotent
         for f in too_big:
             tus_upload(self._t, endpoint, f, self.tus_chunk_bytes, on_chunk=progress)
             report.tus_files += 1

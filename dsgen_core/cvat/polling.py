@@ -27,7 +27,8 @@ class PollingMixin(ClientBase):
     def wait(self, rq_id: str, on_status: Callable[[RequestStatus], None] | None = None,
              timeout: float | None = None) -> RequestStatus:
         """Poll until finished (returned) or failed (CvatRequestFailed); growing intervals, no open request."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.poll.timeout)
+        start = time.monotonic()
+        deadline = start + (timeout if timeout is not None else self.poll.timeout)
         interval = self.poll.initial
         while True:
             st = self.request_status(rq_id)
@@ -42,4 +43,4 @@ class PollingMixin(ClientBase):
             if time.monotonic() + interval > deadline:
                 raise CvatUnavailable(f"CVAT request {rq_id!r} still {st.status} after the time limit")
             time.sleep(interval)
-            interval = min(self.poll.maximum, interval * self.poll.factor)
+            interval = self.poll.next_interval(interval, time.monotonic() - start)

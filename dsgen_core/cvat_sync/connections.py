@@ -28,7 +28,8 @@ def _floats(name: str) -> list[float] | None:
 
 def client_options() -> dict[str, Any]:
     """DSGEN_CVAT_POLL="initial,maximum", DSGEN_CVAT_RETRY="attempts,base,max", DSGEN_CVAT_TIMEOUT (s) and the
-    upload bounds DSGEN_CVAT_MAX_REQUEST_BYTES / DSGEN_CVAT_MAX_FILES (a proxy's limits) override the defaults."""
+    upload bounds DSGEN_CVAT_MAX_REQUEST_BYTES / DSGEN_CVAT_MAX_FILES (a proxy's limits) and
+    DSGEN_CVAT_UPLOAD_CONNECTIONS (image batches in flight at once) override the defaults."""
     opts: dict[str, Any] = {}
     if poll := _floats("DSGEN_CVAT_POLL"):
         opts["poll"] = PollPolicy(initial=poll[0], maximum=poll[1] if len(poll) > 1 else poll[0])
@@ -37,7 +38,8 @@ def client_options() -> dict[str, Any]:
     if timeout := _floats("DSGEN_CVAT_TIMEOUT"):
         opts["timeout"] = timeout[0]
     for env, key in (("DSGEN_CVAT_MAX_REQUEST_BYTES", "max_request_bytes"), ("DSGEN_CVAT_MAX_FILES",
-                                                                             "max_files_per_request")):
+                                                                             "max_files_per_request"),
+                     ("DSGEN_CVAT_UPLOAD_CONNECTIONS", "upload_connections")):
         if os.environ.get(env):
             opts[key] = int(os.environ[env])
     return opts

@@ -1,11 +1,13 @@
 """The export job: subset → COCO → project → tasks → images → annotations, resumable at every step.
 
-Each task row moves planned → creating → created → uploading → data → done, and its CVAT id is
-committed right after CVAT answers, so a killed worker or a retried job continues the same tasks.
+Each task row moves planned → creating → created → uploading → data → done (`export_steps`), and its
+CVAT id is committed right after CVAT answers, so a killed worker or a retried job continues the same
+tasks. Tasks overlap: CVAT builds and imports task k while task k+1's images upload.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy import select
 
 from dsgen_core.catalog.cvat_models import CvatConnection, CvatExport, CvatExportTask
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, utcnow
+from dsgen_core.cvat_sync.export_steps import SharedContext, create_task, finish, send_images
 from dsgen_core.jobs.queue import JobContext
 
 if TYPE_CHECKING:
@@ -22,13 +25,12 @@ if TYPE_CHECKING:
     from dsgen_core.cvat import CvatClient, LabelSpec
     from dsgen_core.lake.tables import DatasetTables
 
+FINISHERS = 2  # tasks CVAT may be building / importing in the background while the next images upload
 
-def _set_task(app: App, row_id: int, **values: Any) -> None:
-    """Commit a task row's progress at once: this is what makes a retry resume instead of duplicate."""
-    with app.catalog.session() as s:
-        row = s.get(CvatExportTask, row_id)
-        for k, v in values.items():
-            setattr(row, k, v)
+
+def _finishers() -> int:
+    """DSGEN_CVAT_FINISHERS overrides FINISHERS; 0 finishes each task before the next one's images go up."""
+    return int(os.environ.get("DSGEN_CVAT_FINISHERS") or FINISHERS)
 
 
 def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], CvatConnection, str]:
@@ -45,7 +47,7 @@ def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], C
     return e, tasks, conn, folder
 
 
-def _project(app: App, ctx: JobContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
+def _project(app: App, ctx: SharedContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
              summary: dict[str, Any]) -> int:
     """The project's id; CvatLabelMismatch unless its labels take every label, attribute and shape we send."""
     from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, coco_problems, label_problems
@@ -69,58 +71,6 @@ def _project(app: App, ctx: JobContext, client: CvatClient, e: CvatExport, label
         row.project_id = project_id
         row.labels = [lab.name for lab in existing]
     return project_id
-
-
-def _create_task(app: App, ctx: JobContext, client: CvatClient, t: CvatExportTask, project_id: int,
-                 segment_size: int) -> CvatExportTask:
-    if t.state == "creating":  # the create may have happened without us hearing the answer
-        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
-        if found:
-            task = max(found, key=lambda x: x.id)
-            _set_task(app, t.id, task_id=task.id, url=task.url, state="created")
-            ctx.log(f"task {t.name!r}: found id {task.id} from an earlier attempt")
-            t.task_id, t.url, t.state = task.id, task.url, "created"
-            return t
-    _set_task(app, t.id, state="creating")
-    task = client.create_task(t.name, project_id=project_id, segment_size=segment_size)
-    _set_task(app, t.id, task_id=task.id, url=task.url, state="created")
-    ctx.log(f"task {t.name!r}: created id {task.id} ({task.url})")
-    t.task_id, t.url, t.state = task.id, task.url, "created"
-    return t
-
-
-def _upload(app: App, ctx: JobContext, client: CvatClient, t: CvatExportTask, paths: list, quality: int,
-            label: str) -> None:
-    from dsgen_core.cvat import CvatError, UploadFile
-
-    n = len(t.image_ids)
-    task = client.get_task(t.task_id)  # CvatTaskDeleted if someone deleted it meanwhile
-    if task.size == n:
-        _set_task(app, t.id, state="data")
-        return
-    if task.size:
-        raise ValueError(f"CVAT task {t.task_id} has {task.size} frames, expected {n}: delete it in CVAT and "
-                         "resume, or start a new export")
-    if t.state == "uploading" and t.rq_id:  # the upload was sent before; see whether CVAT finished it
-        ctx.stage(f"waiting for CVAT{label}")
-        try:
-            client.wait(t.rq_id, on_status=lambda _st: ctx.check_cancel())
-            if client.get_task(t.task_id).size == n:
-                _set_task(app, t.id, state="data")
-                return
-        except CvatError as exc:
-            ctx.log(f"earlier upload of task {t.task_id} did not finish ({type(exc).__name__}); sending again")
-    _set_task(app, t.id, state="uploading", rq_id=None)
-    ctx.stage(f"uploading images{label}", n)
-    files = [UploadFile(name, path) for name, path in zip(t.frame_names, paths, strict=True)]
-    report = client.upload_images(t.task_id, files, image_quality=quality, wait=False,
-                                  on_progress=lambda sent, total: ctx.progress(int(n * sent / max(total, 1))))
-    _set_task(app, t.id, rq_id=report.rq_id)
-    ctx.log(f"task {t.task_id}: {report.files} images, {report.bytes} bytes in {len(report.request_sizes)} "
-            f"request(s)")
-    ctx.stage(f"waiting for CVAT{label}")
-    client.wait(report.rq_id, on_status=lambda _st: ctx.check_cancel())
-    _set_task(app, t.id, state="data")
 
 
 def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
@@ -158,36 +108,50 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
     return {"export_id": export_id, "task_ids": [t.task_id for t in tasks], "links": links}
 
 
-def _export_tasks(app: App, ctx: JobContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
+def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
                   sub: DatasetTables, summary: dict[str, Any], labels: list[LabelSpec],
                   parts: dict[int, Future[Path]]) -> None:
-    """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once)."""
+    """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once).
+
+    Images go up one task after another; while task k+1's images upload, CVAT builds task k and imports
+    its annotations (a background finisher). The last task finishes in the foreground, with its stages.
+    """
     from dsgen_core.cvat_sync.connections import client_for
     from dsgen_core.cvat_sync.subset import image_paths
 
+    ctx = SharedContext(job_ctx)
     ctx.stage("connecting to CVAT")
-    with client_for(conn) as client:
+    background = _finishers()
+    with client_for(conn) as client, ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
         ctx.stage("creating tasks", len(tasks))
         project_id = _project(app, ctx, client, e, labels, summary)
         for k, t in enumerate(tasks):
             if t.state in ("planned", "creating"):
-                _create_task(app, ctx, client, t, project_id, e.segment_size)
+                create_task(app, ctx, client, t, project_id, e.segment_size)
             ctx.progress(k + 1)
             ctx.check_cancel()
-        for k, t in enumerate(tasks):
+        todo = [(k, t) for k, t in enumerate(tasks) if t.state != "done"]
+        running: list[Future[None]] = []
+        for n, (k, t) in enumerate(todo):
             label = f" (task {k + 1}/{len(tasks)})" if len(tasks) > 1 else ""
             if t.state in ("created", "uploading"):
-                paths = image_paths(app.storage, sub, t.image_ids)
-                _upload(app, ctx, client, t, paths, e.image_quality, label)
-                t.state = "data"
-            if t.state == "data":
-                if e.preload_annotations:
-                    ctx.stage(f"uploading annotations{label}")
-                    client.upload_annotations(t.task_id, parts[t.id].result(), check_labels=False,
-                                              on_status=lambda _st: ctx.check_cancel())
-                _set_task(app, t.id, state="done")
-                t.state = "done"
+                send_images(app, ctx, client, t, image_paths(app.storage, sub, t.image_ids), e.image_quality, label)
+            _raise_failed(running)
+            coco = parts[t.id] if e.preload_annotations else None
+            if background and n + 1 < len(todo):
+                running.append(pool.submit(finish, app, ctx, client, t, coco, label, False))
+            else:
+                finish(app, ctx, client, t, coco, label, True)
             ctx.check_cancel()
+        for f in running:
+            f.result()
+
+
+def _raise_failed(running: list[Future[None]]) -> None:
+    """Stop sending images as soon as a background finisher failed (its error is the job's error)."""
+    for f in running:
+        if f.done() and f.exception() is not None:
+            f.result()
 
 
 def fail_export(app: App, job: Job, message: str) -> None:

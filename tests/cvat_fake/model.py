@@ -130,7 +130,7 @@ class Task:
     frames: list[Frame] = field(default_factory=list)
     shapes: list[Shape] = field(default_factory=list)
     upload_dir: Path | None = None
-    upload_order: list[str] = field(default_factory=list)  # file names in the order they arrived
+    upload_order: dict[str, None] = field(default_factory=dict)  # file names in arrival order (a dict: O(1) `in`)
     upload_open: bool = False  # between Upload-Start and Upload-Finish
     data_state: str = ""  # legacy /status: Queued | Started | Finished | Failed
     data_message: str = ""

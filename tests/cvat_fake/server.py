@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ class Recorded:
     body_bytes: int = 0
     status: int = 0
     files: int = 0  # multipart file parts
+    started: float = field(default_factory=time.monotonic)  # when the request line arrived
+    ended: float = 0.0  # when the answer was sent (0 while running): tests see what overlapped
 
 
 _HIDDEN_HEADERS = {"authorization", "cookie"}
@@ -403,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.status, exc.body)
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
+        finally:
+            self._rec.ended = time.monotonic()
 
     # -- auth ----------------------------------------------------------------------------------------
 
@@ -722,11 +726,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         finally:
             self._rec.files = len(staged)
-        with self.fake.state.lock:
+        try:  # outside the lock: a Django worker holds no server-wide lock while it writes files
             for name, tmp in staged:
                 os.replace(tmp, t.upload_dir / name)
-                if name not in t.upload_order:
-                    t.upload_order.append(name)
+        except FileNotFoundError:  # an Upload-Start of a retry reset the upload meanwhile
+            raise ApiError(409, {"detail": "The upload was restarted"}) from None
+        with self.fake.state.lock:
+            t.upload_order.update(dict.fromkeys(name for name, _ in staged))
         return fields
 
     def _fresh_upload(self, t: Task) -> None:
@@ -735,7 +741,7 @@ class _Handler(BaseHTTPRequestHandler):
         t.upload_dir = self.fake.root / "tasks" / str(t.id) / "upload"
         shutil.rmtree(t.upload_dir, ignore_errors=True)
         t.upload_dir.mkdir(parents=True)
-        t.upload_order = []
+        t.upload_order = {}
         t.tus = {}
 
     def r_task_data(self, method: str, tid: str) -> None:
@@ -921,8 +927,8 @@ class _Handler(BaseHTTPRequestHandler):
             info["offset"] = info["path"].stat().st_size
             if info["offset"] > info["length"]:
                 raise ApiError(413, {"detail": "More data than Upload-Length"})
-            if info["offset"] == info["length"] and kind == "data" and info["name"] not in t.upload_order:
-                t.upload_order.append(info["name"])
+            if info["offset"] == info["length"] and kind == "data":
+                t.upload_order.setdefault(info["name"])
         self._send(204, headers={"Tus-Resumable": "1.0.0", "Upload-Offset": str(info["offset"])})
 
     # -- annotations -------------------------------------------------------------------------------------
@@ -940,7 +946,13 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ImportFailed("The task was deleted")
                 if not task.frames:
                     raise ImportFailed("The task has no data")
-                shapes = import_coco(doc, task.frames, state.task_labels(task), state.next_id)
+                frames, labels = list(task.frames), list(state.task_labels(task))
+            # converted outside the lock, as CVAT's worker process blocks no API request meanwhile
+            shapes = import_coco(doc, frames, labels, state.next_id)
+            with state.lock:
+                task = state.tasks.get(t.id)
+                if task is None:
+                    raise ImportFailed("The task was deleted")
                 task.shapes = shapes
 
         rq = Request(self._rq_id("import", t, "annotations"), "import", t.id, format=fmt)

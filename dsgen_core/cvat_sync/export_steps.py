@@ -1,0 +1,127 @@
+"""The steps of one CVAT task of an export, each committing its progress at once (so a retry resumes it).
+
+A task row moves planned → creating → created → uploading (rq_id) → data → done. `send_images` runs in
+the job's thread; `finish` (wait for CVAT, import the annotations) may run in a background thread while
+the next task's images go up, so it touches the job only through a `SharedContext`.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dsgen_core.catalog.cvat_models import CvatExportTask
+from dsgen_core.jobs.queue import JobContext
+
+if TYPE_CHECKING:
+    from dsgen_core.app import App
+    from dsgen_core.cvat import CvatClient
+
+__all__ = ["SharedContext", "create_task", "finish", "send_images", "set_task"]
+
+
+class SharedContext:
+    """The job context for several threads: one catalog write at a time (the job log is read-modified-written)."""
+
+    def __init__(self, ctx: JobContext):
+        self._ctx = ctx
+        self._lock = threading.Lock()
+
+    def stage(self, name: str, total: int = 0) -> None:
+        with self._lock:
+            self._ctx.stage(name, total)
+
+    def progress(self, processed: int) -> None:
+        with self._lock:
+            self._ctx.progress(processed)
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self._ctx.log(message)
+
+    def check_cancel(self) -> None:
+        self._ctx.check_cancel()
+
+
+def set_task(app: App, row_id: int, **values: Any) -> None:
+    """Commit a task row's progress at once: this is what makes a retry resume instead of duplicate."""
+    with app.catalog.session() as s:
+        row = s.get(CvatExportTask, row_id)
+        for k, v in values.items():
+            setattr(row, k, v)
+
+
+def create_task(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, project_id: int,
+                segment_size: int) -> None:
+    """Create the task (or find the one an interrupted create made) and record its id before anything else."""
+    if t.state == "creating":  # the create may have happened without us hearing the answer
+        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
+        if found:
+            task = max(found, key=lambda x: x.id)
+            set_task(app, t.id, task_id=task.id, url=task.url, state="created")
+            ctx.log(f"task {t.name!r}: found id {task.id} from an earlier attempt")
+            t.task_id, t.url, t.state = task.id, task.url, "created"
+            return
+    set_task(app, t.id, state="creating")
+    task = client.create_task(t.name, project_id=project_id, segment_size=segment_size)
+    set_task(app, t.id, task_id=task.id, url=task.url, state="created")
+    ctx.log(f"task {t.name!r}: created id {task.id} ({task.url})")
+    t.task_id, t.url, t.state = task.id, task.url, "created"
+
+
+def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, paths: list[Path],
+                quality: int, label: str) -> None:
+    """Get the images to CVAT without waiting for it to build the task: leaves t "uploading" (rq_id) or "data"."""
+    from dsgen_core.cvat import CvatError, UploadFile
+
+    n = len(t.image_ids)
+    task = client.get_task(t.task_id)  # CvatTaskDeleted if someone deleted it meanwhile
+    if task.size == n:
+        set_task(app, t.id, state="data")
+        t.state = "data"
+        return
+    if task.size:
+        raise ValueError(f"CVAT task {t.task_id} has {task.size} frames, expected {n}: delete it in CVAT and "
+                         "resume, or start a new export")
+    if t.state == "uploading" and t.rq_id:  # the upload was sent before; see whether CVAT finished it
+        ctx.stage(f"waiting for CVAT{label}")
+        try:
+            client.wait(t.rq_id, on_status=lambda _st: ctx.check_cancel())
+            if client.get_task(t.task_id).size == n:
+                set_task(app, t.id, state="data")
+                t.state = "data"
+                return
+        except CvatError as exc:
+            ctx.log(f"earlier upload of task {t.task_id} did not finish ({type(exc).__name__}); sending again")
+    set_task(app, t.id, state="uploading", rq_id=None)
+    t.state, t.rq_id = "uploading", None
+    ctx.stage(f"uploading images{label}", n)
+    files = [UploadFile(name, path) for name, path in zip(t.frame_names, paths, strict=True)]
+    report = client.upload_images(t.task_id, files, image_quality=quality, wait=False,
+                                  on_progress=lambda sent, total: ctx.progress(int(n * sent / max(total, 1))))
+    set_task(app, t.id, rq_id=report.rq_id)
+    t.rq_id = report.rq_id
+    ctx.log(f"task {t.task_id}: {report.files} images, {report.bytes} bytes in {len(report.request_sizes)} "
+            f"request(s)")
+
+
+def finish(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, coco: Future[Path] | None,
+           label: str, foreground: bool) -> None:
+    """Wait for CVAT to build the task, import its COCO (if any), mark it done; stages only in the foreground."""
+    if t.state == "uploading":
+        if foreground:
+            ctx.stage(f"waiting for CVAT{label}")
+        client.wait(str(t.rq_id), on_status=lambda _st: ctx.check_cancel())
+        set_task(app, t.id, state="data")
+        t.state = "data"
+    if coco is not None:
+        if foreground:
+            ctx.stage(f"uploading annotations{label}")
+        client.upload_annotations(t.task_id, coco.result(), check_labels=False,
+                                  on_status=lambda _st: ctx.check_cancel())
+        if not foreground:
+            ctx.log(f"task {t.task_id}: annotations imported{label}")
+    set_task(app, t.id, state="done")
+    t.state = "done"
