@@ -132,10 +132,18 @@ def p95(values: list[float]) -> float:
 
 
 def bench_suite(api, actor, vid: int, con, rows: list) -> None:  # noqa: ANN001
+    engine = api._engine(actor, vid)
     all_times: list[float] = []
+    all_repeat: list[float] = []
     for name, dsl, order, desc, target, where in SUITE:
-        ours = timed(lambda dsl=dsl, order=order, desc=desc: api.search_images(actor, vid, dsl, order, desc, 100, 0))
+        def first(dsl: str = dsl, order: str = order, desc: bool = desc) -> None:
+            engine.forget()  # the engine remembers answers per curation sequence: time computing one
+            api.search_images(actor, vid, dsl, order, desc, 100, 0)
+
+        ours = timed(first)
+        repeat = timed(lambda dsl=dsl, order=order, desc=desc: api.search_images(actor, vid, dsl, order, desc, 100, 0))
         all_times += ours
+        all_repeat += repeat
         if order.startswith("metadata."):
             hand_order = ("coalesce(m.value_str, '') DESC, i.image_id DESC", " LEFT JOIN metadata m ON "
                           "m.image_id = i.image_id AND m.key = 'weather'")
@@ -153,11 +161,13 @@ def bench_suite(api, actor, vid: int, con, rows: list) -> None:  # noqa: ANN001
         same = got.total == expect_total and (order.startswith("metadata.") or got.image_ids == expect_ids)
         p50, p95v, h50 = statistics.median(ours), p95(ours), statistics.median(hand_times)
         rows.append((f"{name}: `{dsl or '(all)'}` sort {order}{' desc' if desc else ''} [{got.total} hits"
-                     f"{'' if same else ', ANSWER DIFFERS'}]", f"{p50:.1f} / {p95v:.1f}", f"{h50:.1f}",
+                     f"{'' if same else ', ANSWER DIFFERS'}]", f"{p50:.1f} / {p95v:.1f}",
+                     f"{statistics.median(repeat):.2f} / {p95(repeat):.2f}", f"{h50:.1f}",
                      f"{p50 / h50:.2f}x", f"p95 <= {target}" if target else "", (p95v <= target if target else True)
                      and same))
     rows.append(("suite: p50 / p95 over all 10 queries x runs (ms)",
-                 f"{statistics.median(all_times):.1f} / {p95(all_times):.1f}", "", "", "p95 <= 30",
+                 f"{statistics.median(all_times):.1f} / {p95(all_times):.1f}",
+                 f"{statistics.median(all_repeat):.2f} / {p95(all_repeat):.2f}", "", "", "p95 <= 30",
                  p95(all_times) <= 30))
 
 
@@ -197,8 +207,9 @@ def bench_bulk(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
 
 
 def bench_facets(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
+    engine = api._engine(actor, vid)
     for dsl in ("", "tag:night"):
-        times = timed(lambda dsl=dsl: api.search_facets(actor, vid, dsl), runs=10)
+        times = timed(lambda dsl=dsl: (engine.forget(), api.search_facets(actor, vid, dsl)), runs=10)
         rows.append((f"facets over `{dsl or '(all)'}` (categories, tags, metadata top values) p50 (ms)",
                      f"{statistics.median(times):.1f}", "", "", "", True))
 
@@ -217,7 +228,12 @@ def main() -> None:
     bench_facets(api, actor, vid, rows)
     print(f"\nmachine: {os.cpu_count()} cores; python {sys.version.split()[0]}; version {vid}: "
           f"{v.num_images} images / {v.num_annotations} annotations; catalog {api.app.catalog.engine.dialect.name}\n")
-    print_table(rows, ("measure", "dsgen p50 / p95 (ms)", "hand DuckDB p50", "ratio", "target", "met"))
+    print("first = the answer computed (remembered answers dropped before each run); repeat = the same call\n"
+          "again at the same curation sequence (Streamlit reruns, paging back), answered from the engine's memo;\n"
+          "ratio and 'met' are on the first answer.\n")
+    rows = [r if len(r) == 7 else (r[0], r[1], "", *r[2:]) for r in rows]
+    print_table(rows, ("measure", "dsgen first p50 / p95 (ms)", "repeat p50 / p95", "hand DuckDB p50", "ratio",
+                       "target", "met"))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from dsgen_core import permissions
-from dsgen_core.catalog.curation_models import CurationAction, ImageMeta, ImageTag
-from dsgen_core.catalog.models import AuditEntry, utcnow
-from dsgen_core.curation import csv_io, store
+from dsgen_core.catalog.curation_models import CurationAction, CurationSeq, ImageMeta
+from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, GroupGrant, Membership, utcnow
+from dsgen_core.curation import csv_io, idset, store
 from dsgen_core.curation.edits import CONFIRM_ABOVE, BulkEdit, ConfirmationRequired, undo_payload, undo_plan
-from dsgen_core.curation.store import ChangeSet
+from dsgen_core.curation.store import ChangeSet, TagChange
 from dsgen_core.curation.values import MetaValue, Typed, check_key, check_tag, typed
 from dsgen_core.errors import InvalidRequest, NotFound
 from dsgen_core.search import cache, service
@@ -30,10 +31,20 @@ from dsgen_core.search.service import Facets, SearchPage
 
 if TYPE_CHECKING:
     from dsgen_core.app import App
-    from dsgen_core.catalog.models import DatasetVersion
     from dsgen_core.users import Actor
 
 MAX_IDS_IN_AUDIT = 50
+_V, _G = DatasetVersion.__table__, DatasetGroup.__table__
+_ACCESS = select(  # the version, the actor's access facts on its group, its curation sequence
+    _V.c.id, _V.c.status, _V.c.lake_path, _V.c.split, _G.c.id.label("group_id"), _G.c.name.label("group_name"),
+    _G.c.owner_id, _G.c.visibility,
+    select(CurationSeq.seq).where(CurationSeq.version_id == _V.c.id).scalar_subquery().label("seq"),
+    select(GroupGrant.role).where(GroupGrant.group_id == _G.c.id, GroupGrant.user_id == bindparam("uid"))
+    .scalar_subquery().label("grant"),
+    exists().where(Membership.org_id == _G.c.org_id, Membership.user_id == bindparam("uid")).label("member"),
+).join_from(_V, _G, _V.c.group_id == _G.c.id).where(
+    _V.c.id == bindparam("vid"), _V.c.deleted_at.is_(None), _G.c.deleted_at.is_(None))
+Build = Callable[[Session, int, VersionEngine], ChangeSet]
 
 
 @dataclass
@@ -72,15 +83,23 @@ class CurationFacade:
 
     # ----- access ---------------------------------------------------------------------------
     def _engine(self, actor: Actor, version_id: int, edit: bool = False) -> VersionEngine:
-        """Check rights, then return the version's search engine synced to the catalog's sequence."""
-        with self.app.catalog.session() as s:
-            v = self._load_version(s, version_id)
-            (permissions.require_edit if edit else permissions.require_read)(actor, v.group)
-            if v.status != "READY":
-                raise InvalidRequest(f"version {version_id} is {v.status}, not READY")
-            folder, split, seq = self.app.settings.lake_root / v.lake_path, v.split, store.current_seq(s, v.id)
-        engine = cache.engine_for(self.app.catalog.url, v.id, folder, split)
-        engine.sync(seq, lambda after: self._rows_since(v.id, after))
+        """Check rights, then return the version's search engine synced to the catalog's sequence.
+
+        One catalog query reads the version, its group's access facts and the sequence: every search pays it."""
+        permissions.require_login(actor)
+        with self.app.catalog.engine.connect() as conn:
+            row = conn.execute(_ACCESS, {"vid": int(version_id), "uid": actor.id}).first()
+        if row is None:
+            raise NotFound(f"dataset version {version_id} not found")
+        role = permissions.effective_role(actor, row.owner_id, row.visibility, row.grant, bool(row.member))
+        try:
+            permissions.check_role(actor, role, "editor" if edit else "viewer", row.group_id, row.group_name)
+        except NotFound:
+            raise NotFound(f"dataset version {version_id} not found") from None
+        if row.status != "READY":
+            raise InvalidRequest(f"version {version_id} is {row.status}, not READY")
+        engine = cache.engine_for(self.app.catalog.url, row.id, self.app.settings.lake_root / row.lake_path, row.split)
+        engine.sync(int(row.seq or 0), lambda after: self._rows_since(row.id, after))
         return engine
 
     def _rows_since(self, version_id: int, after: int) -> tuple[list, list]:
@@ -88,13 +107,12 @@ class CurationFacade:
             return store.rows_since(conn, version_id, after)
 
     def _commit(self, actor: Actor, version_id: int, kind: str, params: dict[str, Any],
-                build: Callable[[Session, int], ChangeSet], engine: VersionEngine) -> tuple[ChangeSet, int | None]:
+                build: Build, engine: VersionEngine) -> tuple[ChangeSet, int | None]:
         """One edit transaction: take the sequence number first (it orders and serializes the version's
         edits), re-check the right to edit, write rows, record the undoable action and the audit entry."""
         with self.app.catalog.session() as s:
-            seq = store.bump(s, version_id)
-            permissions.require_edit(actor, self._load_version(s, version_id).group)
-            changes = build(s, seq)
+            seq = self._locked_seq(s, actor, version_id, engine)
+            changes = build(s, seq, engine)
             action_id = None
             if changes.count:
                 action = CurationAction(version_id=version_id, user_id=actor.id, seq=seq, kind=kind,
@@ -109,26 +127,39 @@ class CurationFacade:
         engine.apply(changes)
         return changes, action_id
 
+    def _locked_seq(self, s: Session, actor: Actor, version_id: int, engine: VersionEngine) -> int:
+        """Take the version's next sequence number (its row lock serializes edits until commit), re-check
+        the right to edit, and bring the engine to every edit before ours: tag changes are computed on it."""
+        seq = store.bump(s, version_id)
+        permissions.require_edit(actor, self._load_version(s, version_id).group)
+        engine.sync(seq - 1, lambda after: store.rows_since(s, version_id, after))
+        return seq
+
     @staticmethod
-    def _edit(version_id: int, actor: Actor, tags: dict[tuple[int, str], bool],
-              meta: dict[tuple[int, str], Typed | None]) -> Callable[[Session, int], ChangeSet]:
-        def build(s: Session, seq: int) -> ChangeSet:
+    def _edit(version_id: int, actor: Actor, tags: list[TagChange],
+              meta: dict[tuple[int, str], Typed | None]) -> Build:
+        def build(s: Session, seq: int, engine: VersionEngine) -> ChangeSet:
             cs = ChangeSet(version_id, seq)
-            if tags:
-                cs.tags = store.write_tags(s, version_id, seq, actor.id, tags)
+            for want in tags:  # one per tag; only the ids whose state changes are written
+                holders = engine.tag_holders(want.tag, want.ids)
+                changed = np.setdiff1d(want.ids, holders, assume_unique=True) if want.present else holders
+                if len(changed):
+                    cs.tags.append(store.write_tag_op(s, version_id, seq, actor.id,
+                                                      TagChange(want.tag, want.present, changed)))
             if meta:
                 cs.meta, cs.before = store.write_meta(s, version_id, seq, actor.id, meta)
             return cs
         return build
 
-    def _check_ids(self, engine: VersionEngine, version_id: int, image_ids: Iterable[int]) -> list[int]:
+    def _check_ids(self, engine: VersionEngine, version_id: int, image_ids: Iterable[int]) -> np.ndarray:
+        """Sorted unique ids, all of them images of the version."""
         try:
-            ids = sorted({int(i) for i in image_ids})
-        except (TypeError, ValueError):
+            ids = idset.as_ids(image_ids if isinstance(image_ids, np.ndarray) else list(image_ids))
+        except (TypeError, ValueError, OverflowError):
             raise InvalidRequest("image ids must be integers") from None
-        missing = service.unknown_ids(engine, ids)
-        if missing:
-            shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
+        missing = engine.unknown_ids(ids)
+        if len(missing):
+            shown = ", ".join(map(str, missing[:10].tolist())) + (" …" if len(missing) > 10 else "")
             raise InvalidRequest(f"{len(missing)} image ids are not in version {version_id}: {shown}")
         return ids
 
@@ -155,9 +186,9 @@ class CurationFacade:
     def image_curation(self, actor: Actor, version_id: int, image_id: int) -> ImageCuration:
         engine = self._engine(actor, version_id)
         self._check_ids(engine, version_id, [image_id])
+        tags = [r[0] for r in engine.fetchall("SELECT tag FROM tags WHERE image_id = $i ORDER BY tag",
+                                              {"i": int(image_id)})]
         with self.app.catalog.session() as s:
-            tags = s.scalars(select(ImageTag.tag).where(ImageTag.version_id == version_id, ImageTag.image_id == image_id,
-                                                        ImageTag.deleted.is_(False)).order_by(ImageTag.tag)).all()
             meta = s.execute(select(ImageMeta.key, ImageMeta.value_type, ImageMeta.value_str, ImageMeta.value_num,
                                     ImageMeta.value_bool).where(
                 ImageMeta.version_id == version_id, ImageMeta.image_id == image_id, ImageMeta.deleted.is_(False)
@@ -186,12 +217,12 @@ class CurationFacade:
     def _edit_one(self, actor: Actor, version_id: int, image_id: int, kind: str,
                   tags: dict[str, bool] | None = None, meta: dict[str, Typed | None] | None = None) -> EditResult:
         engine = self._engine(actor, version_id, edit=True)
-        (iid,) = self._check_ids(engine, version_id, [image_id])
+        iid = int(self._check_ids(engine, version_id, [image_id])[0])
         params = {"image_id": iid, "tags": sorted(tags or {}),
                   "metadata": {k: (v.value if v else None) for k, v in (meta or {}).items()}}
         changes, action_id = self._commit(
             actor, version_id, kind, params,
-            self._edit(version_id, actor, {(iid, t): p for t, p in (tags or {}).items()},
+            self._edit(version_id, actor, [TagChange(t, p, np.array([iid], np.int64)) for t, p in (tags or {}).items()],
                        {(iid, k): v for k, v in (meta or {}).items()}), engine)
         return EditResult(action_id, changes.seq, 1, changes.count)
 
@@ -205,12 +236,12 @@ class CurationFacade:
         if (image_ids is None) == (query is None):
             raise InvalidRequest("bulk edit: give either image_ids or a query")
         engine = self._engine(actor, version_id, edit=True)
-        ids = service.matching_ids(engine, query) if query is not None else self._check_ids(
+        ids = np.asarray(service.matching_ids(engine, query), np.int64) if query is not None else self._check_ids(
             engine, version_id, image_ids or [])
         if len(ids) > CONFIRM_ABOVE and not confirm:
             raise ConfirmationRequired(len(ids), f"bulk {edit.op.replace('_', ' ')}")
         params = {**edit.describe(), "bulk": True, "targets": len(ids), "query": query,
-                  "image_ids": ids[:MAX_IDS_IN_AUDIT]}
+                  "image_ids": ids[:MAX_IDS_IN_AUDIT].tolist()}
         tags, meta = edit.wanted(ids)
         changes, action_id = self._commit(actor, version_id, f"bulk.{edit.op}", params,
                                           self._edit(version_id, actor, tags, meta), engine)
@@ -222,15 +253,14 @@ class CurationFacade:
         Rows somebody changed after that edit keep the newer state and are counted as skipped."""
         engine = self._engine(actor, version_id, edit=True)
         with self.app.catalog.session() as s:
-            seq = store.bump(s, version_id)
-            permissions.require_edit(actor, self._load_version(s, version_id).group)
+            seq = self._locked_seq(s, actor, version_id, engine)
             action = s.scalars(select(CurationAction).where(
                 CurationAction.version_id == version_id, CurationAction.user_id == actor.id,
                 CurationAction.undone_at.is_(None)).order_by(CurationAction.id.desc()).limit(1)).first()
             if action is None:
                 raise NotFound(f"nothing of yours to undo in version {version_id}")
-            tags, meta = undo_plan(s, version_id, action.before or {})
-            changes = self._edit(version_id, actor, tags, meta)(s, seq)
+            tags, meta = undo_plan(s, engine, version_id, action.before or {})
+            changes = self._edit(version_id, actor, tags, meta)(s, seq, engine)
             action.undone_at, action.undo_seq = utcnow(), seq
             result = UndoResult(action.id, action.kind, seq, changes.count, action.count - changes.count,
                                 dict(action.params or {}))
@@ -249,7 +279,7 @@ class CurationFacade:
         layout, entries, rows = csv_io.read_entries(csv_io.read_source(source))
         report = csv_io.CsvImportReport(layout=layout, rows=rows)
         exact, base = csv_io.match_files(engine.fetchall("SELECT image_id, file_name FROM images"))
-        tags: dict[tuple[int, str], bool] = {}
+        tags: dict[str, set[int]] = {}
         meta: dict[tuple[int, str], Typed | None] = {}
         matched_lines: set[int] = set()
         bad_lines: set[int] = set()
@@ -269,16 +299,17 @@ class CurationFacade:
                 continue
             matched_lines.add(entry.line)
             if value is None:
-                tags[(iid, entry.key)] = True
+                tags.setdefault(entry.key, set()).add(iid)
             else:
                 meta[(iid, entry.key)] = value
         report.matched_rows = len(matched_lines)
-        report.images = len({k[0] for k in tags} | {k[0] for k in meta})
+        report.images = len(set().union(*tags.values()) | {k[0] for k in meta})
         params = {"layout": layout, "rows": rows, "matched_rows": report.matched_rows,
                   "unmatched_rows": len(report.unmatched), "keys": sorted(report.key_types)}
+        wants = [TagChange(tag, True, idset.as_ids(ids)) for tag, ids in sorted(tags.items())]
         changes, action_id = self._commit(actor, version_id, "csv.import", params,
-                                          self._edit(version_id, actor, tags, meta), engine)
-        report.values_changed, report.tags_changed = len(changes.meta), len(changes.tags)
+                                          self._edit(version_id, actor, wants, meta), engine)
+        report.values_changed, report.tags_changed = len(changes.meta), sum(len(t.ids) for t in changes.tags)
         report.action_id, report.seq = action_id, changes.seq
         return report
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from dsgen_core import permissions
-from dsgen_core.catalog.curation_models import ImageMeta, ImageTag
+from dsgen_core.catalog.curation_models import ImageMeta
 from dsgen_core.catalog.insight_models import InsightView, SavedQuery
 from dsgen_core.catalog.models import AuditEntry, DatasetGroup, DatasetVersion, User, utcnow
 from dsgen_core.curation import store
@@ -282,8 +282,7 @@ class InsightsFacade:
         sources = []
         with self.app.catalog.engine.connect() as conn:
             for vid, (folder, split) in folders.items():
-                tags = conn.execute(select(ImageTag.image_id, ImageTag.tag).where(
-                    ImageTag.version_id == vid, ImageTag.deleted.is_(False))).all()
+                tags = [(int(i), tag) for tag, ids in store.tag_state(conn, vid).items() for i in ids]
                 meta = conn.execute(select(ImageMeta.image_id, ImageMeta.key, ImageMeta.value_type,
                                            ImageMeta.value_str, ImageMeta.value_num, ImageMeta.value_bool).where(
                     ImageMeta.version_id == vid, ImageMeta.deleted.is_(False))).all()

@@ -44,15 +44,22 @@ def role_of(actor: Actor | None, group: DatasetGroup, session: Session | None = 
     s = session or object_session(group)
     if s is None:
         raise RuntimeError("role_of needs a group loaded in a session")
-    best = s.scalar(select(GroupGrant.role).where(GroupGrant.group_id == group.id, GroupGrant.user_id == actor.id))
-    if group.visibility == "public":
-        best = _max(best, "viewer")
-    elif group.visibility == "organization" and group.org_id is not None:
-        member = s.scalar(select(Membership.id).where(Membership.org_id == group.org_id,
-                                                      Membership.user_id == actor.id))
-        if member is not None:
-            best = _max(best, "viewer")
-    return best
+    grant = s.scalar(select(GroupGrant.role).where(GroupGrant.group_id == group.id, GroupGrant.user_id == actor.id))
+    member = group.visibility == "organization" and group.org_id is not None and s.scalar(
+        select(Membership.id).where(Membership.org_id == group.org_id, Membership.user_id == actor.id)) is not None
+    return effective_role(actor, group.owner_id, group.visibility, grant, member)
+
+
+def effective_role(actor: Actor | None, owner_id: int | None, visibility: str, grant: str | None,
+                   org_member: bool) -> str | None:
+    """The role rule itself, on plain values (so a caller can fetch them in one query)."""
+    if actor is None:
+        return None
+    if actor.is_admin or owner_id == actor.id:
+        return "owner"
+    if visibility == "public" or (visibility == "organization" and org_member):
+        return _max(grant, "viewer")
+    return grant
 
 
 def _max(a: str | None, b: str | None) -> str | None:
@@ -74,13 +81,17 @@ def can_edit(actor: Actor | None, group: DatasetGroup) -> bool:
 def require_role(actor: Actor | None, group: DatasetGroup, needed: str) -> str:
     """Raise unless the actor has `needed` on the group; returns the actor's role."""
     require_login(actor)
-    role = role_of(actor, group)
+    return check_role(actor, role_of(actor, group), needed, group.id, group.name)
+
+
+def check_role(actor: Actor, role: str | None, needed: str, group_id: int, group_name: str) -> str:
+    """Raise unless `role` (the actor's on the group) is at least `needed`; returns it."""
     if role is None:
         # The same message as a missing group, so private names and ids do not leak.
-        raise NotFound(f"dataset group {group.id} not found")
+        raise NotFound(f"dataset group {group_id} not found")
     if not at_least(role, needed):
         raise PermissionDenied(
-            f"{actor.username} is {role} of dataset group {group.name!r}; this needs {needed} "
+            f"{actor.username} is {role} of dataset group {group_name!r}; this needs {needed} "
             f"({needed}s may {ROLE_ACTIONS[needed]})"
         )
     return role

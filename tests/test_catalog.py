@@ -124,3 +124,41 @@ def test_processes_starting_together_on_a_fresh_catalog_all_get_the_schema(catal
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
+
+
+def test_tag_rows_of_revision_0003_become_tag_ops(catalog_url):
+    """Per-image tag rows written before tags became an op log carry over: present tags become one op
+    per (version, tag) at the version's sequence number, tombstones are dropped."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from dsgen_core.catalog.db import alembic_config
+    from dsgen_core.curation import store
+
+    cat = Catalog(catalog_url)
+    cfg = alembic_config(cat.engine)
+    with cat.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    with cat.engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id, username, is_admin, is_active, created_at) "
+                          "VALUES (1, 'old', true, true, '2026-01-01')"))
+        conn.execute(text("INSERT INTO dataset_groups (id, name, description, dataset_type, modality, task_types, "
+                          "format, owner_id, visibility, created_at) VALUES (1, 'g', '', 'RAW', 'image', '[]', "
+                          "'coco', 1, 'private', '2026-01-01')"))
+        conn.execute(text("INSERT INTO dataset_versions (id, group_id, split, version, status, num_images, "
+                          "num_annotations, num_categories, in_place, created_at) "
+                          "VALUES (1, 1, 'train', '1.0.0', 'READY', 3, 4, 2, false, '2026-01-01')"))
+        conn.execute(text("INSERT INTO curation_seqs (version_id, seq) VALUES (1, 7)"))
+        for image_id, tag, deleted, seq in [(3, "car", False, 2), (1, "car", False, 5), (2, "car", True, 6),
+                                            (2, "night", False, 7)]:
+            conn.execute(text("INSERT INTO image_tags (version_id, image_id, tag, deleted, seq, updated_at) "
+                              "VALUES (1, :i, :t, :d, :s, '2026-01-01')"), {"i": image_id, "t": tag, "d": deleted,
+                                                                          "s": seq})
+    cat.migrate()
+    with cat.session() as s:
+        assert {t: ids.tolist() for t, ids in store.tag_state(s, 1).items()} == {"car": [1, 3], "night": [2]}
+        assert store.tag_ops_since(s, 1, 7) == []  # a reader at sequence 7 had these already
+    with cat.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    cat.dispose()

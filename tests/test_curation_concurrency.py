@@ -82,6 +82,7 @@ def test_two_processes_lose_nothing(api, admin, tmp_path: Path):
     cur = curation_api(api)
     vid = make_version(api, admin.id)
     cur.search_images(admin, vid, "")  # this process's engine: it must catch up with the others' edits
+    assert cur.search_images(admin, vid, "tag:shared").total == 0  # remembered at sequence 0: must not be served later
     go = tmp_path / "go"
     root = Path(__file__).resolve().parent.parent
     procs = [subprocess.Popen([sys.executable, "-c", EDITOR, who, str(vid), str(go)], cwd=root, env=dict(os.environ),

@@ -69,6 +69,9 @@ def test_sorting_paging_and_snapshot_seq(curated, admin):
 def test_edits_are_searchable_at_once(curated, admin):
     cur, vid = curated
     assert cur.search_images(admin, vid, "tag:fresh").total == 0
+    first = cur.search_images(admin, vid, "", order_by="image_id")
+    first.image_ids.clear()  # a caller's copy: the remembered answer is not touched
+    assert cur.search_images(admin, vid, "", order_by="image_id").image_ids[:2] == [1, 2]
     cur.add_tags(admin, vid, 5, "fresh")
     assert cur.search_images(admin, vid, "tag:fresh").image_ids == [5]
     cur.set_metadata(admin, vid, 5, {"speed": 12.5, "reviewed": True})

@@ -1,8 +1,9 @@
 """Curation rows: per-image tags and typed key/value metadata that users edit all day.
 
-One row per (version, image, tag) / (version, image, key), so concurrent editors never overwrite
-each other's rows. Removing keeps the row as a tombstone (`deleted`) stamped with the version's
-curation sequence number: readers that cache the rows refresh incrementally from `seq`.
+Tags are a log of set operations (one row per edit and tag, its image ids in one blob); metadata is one
+row per (version, image, key). Either way concurrent editors never overwrite each other: edits of a
+version are serialized by its sequence row and stamped with their number, and removing a metadata key
+keeps its row as a tombstone, so readers that cache the state refresh incrementally from `seq`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsgen_core.catalog.models import Base, JSONType, utcnow
@@ -24,19 +36,22 @@ class CurationSeq(Base):
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class ImageTag(Base):
-    __tablename__ = "image_tags"
-    __table_args__ = (
-        Index("ix_image_tags_version_seq", "version_id", "seq"),
-        Index("ix_image_tags_version_tag", "version_id", "tag"),
-    )
-    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
-    image_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+class TagOp(Base):
+    """One tag edit of many images: `tag` made present (or absent) on the images in `image_ids` (a blob of
+    `curation.idset`) whose state it changed. A version's tags are its ops folded in `seq` order, so a bulk
+    edit writes one row, and readers catch up from a sequence number by reading the ops after it."""
+
+    __tablename__ = "curation_tag_ops"
+    __table_args__ = (Index("ix_curation_tag_ops_version_seq", "version_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
     seq: Mapped[int] = mapped_column(BigInteger)
-    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tag: Mapped[str] = mapped_column(String(200))
+    present: Mapped[bool] = mapped_column(Boolean)
+    count: Mapped[int] = mapped_column(Integer)
+    image_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ImageMeta(Base):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from sqlalchemy.orm import Session
 
-from dsgen_core.curation import store
-from dsgen_core.curation.store import ChangeSet
+from dsgen_core.curation import idset, store
+from dsgen_core.curation.store import ChangeSet, TagChange
 from dsgen_core.curation.values import MetaValue, Typed, check_key, check_tag, typed
 from dsgen_core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from dsgen_core.search.engine import VersionEngine
 
 CONFIRM_ABOVE = 1000
 Op = Literal["add_tag", "remove_tag", "set_key", "delete_key"]
@@ -64,34 +68,33 @@ class BulkEdit:
         return {k: v for k, v in (("op", self.op), ("tag", self.tag), ("key", self.key), ("value", self.value))
                 if v is not None}
 
-    def wanted(self, image_ids: list[int]) -> tuple[dict[tuple[int, str], bool], dict[tuple[int, str], Typed | None]]:
-        """The (image, tag) → present and (image, key) → value maps this edit asks for."""
+    def wanted(self, image_ids: list[int] | np.ndarray) -> tuple[list[TagChange], dict[tuple[int, str], Typed | None]]:
+        """The tag change and the (image, key) → value map this edit asks for."""
         if self.op in ("add_tag", "remove_tag"):
-            present = self.op == "add_tag"
-            return {(i, self.tag): present for i in image_ids}, {}  # type: ignore[misc]
+            return [TagChange(self.tag, self.op == "add_tag", idset.as_ids(image_ids))], {}  # type: ignore[arg-type]
         value = typed(self.value) if self.op == "set_key" else None
-        return {}, {(i, self.key): value for i in image_ids}  # type: ignore[misc]
+        return [], {(int(i), self.key): value for i in image_ids}  # type: ignore[misc]
 
 
 def undo_payload(changes: ChangeSet) -> dict[str, Any]:
-    """What undo needs: the tag rows an edit flipped (grouped, ids only) and each metadata row's
-    value before and after it."""
-    groups: dict[tuple[str, bool], list[int]] = {}
-    for image_id, tag, deleted in changes.tags:
-        groups.setdefault((tag, deleted), []).append(image_id)
+    """What undo needs: the tag ops an edit wrote (their rows hold the ids it flipped) and each
+    metadata row's value before and after it."""
     meta = [[*b, *row[2:6]] if not row[6] else [*b, None, None, None, None]
             for b, row in zip(changes.before, changes.meta, strict=True)]
-    return {"tags": [[tag, deleted, ids] for (tag, deleted), ids in groups.items()], "meta": meta}
+    return {"tag_ops": [[c.tag, c.present, c.op_id] for c in changes.tags], "meta": meta}
 
 
-def undo_plan(s: Session, version_id: int, payload: dict[str, Any]
-              ) -> tuple[dict[tuple[int, str], bool], dict[tuple[int, str], Typed | None]]:
+def undo_plan(s: Session, engine: VersionEngine, version_id: int, payload: dict[str, Any]
+              ) -> tuple[list[TagChange], dict[tuple[int, str], Typed | None]]:
     """Revert an edit for the rows that are still as it left them; rows somebody changed since keep
-    their newer state (the caller counts them as skipped)."""
-    tags: dict[tuple[int, str], bool] = {}
-    for tag, deleted_after, ids in payload.get("tags", []):
-        active = store.active_tags(s, version_id, tag, ids)
-        tags.update({(i, tag): deleted_after for i in ids if (i in active) != deleted_after})
+    their newer state (the caller counts them as skipped). `engine` must be synced to the catalog."""
+    flipped = [(tag, bool(present), ids) for tag, present, ids in _tag_entries(s, payload)]
+    tags = []
+    for tag, present_after, ids in flipped:
+        holders = engine.tag_holders(tag, ids)
+        still = holders if present_after else np.setdiff1d(ids, holders, assume_unique=True)
+        if len(still):
+            tags.append(TagChange(tag, not present_after, still))
     meta: dict[tuple[int, str], Typed | None] = {}
     rows = payload.get("meta", [])
     by_key: dict[str, list[list[Any]]] = {}
@@ -104,3 +107,12 @@ def undo_plan(s: Session, version_id: int, payload: dict[str, Any]
             if current.get(i) == after:
                 meta[(i, key)] = Typed(btype, bs, bn, bb) if btype is not None else None
     return tags, meta
+
+
+def _tag_entries(s: Session, payload: dict[str, Any]) -> list[tuple[str, bool, np.ndarray]]:
+    """(tag, present after the edit, ids it flipped); actions recorded before tag ops listed the ids inline."""
+    ops = payload.get("tag_ops", [])
+    by_op = store.op_ids(s, [int(op_id) for _, _, op_id in ops])
+    out = [(tag, bool(present), by_op.get(int(op_id), np.empty(0, np.int64))) for tag, present, op_id in ops]
+    out += [(tag, not deleted, idset.as_ids(ids)) for tag, deleted, ids in payload.get("tags", [])]
+    return out

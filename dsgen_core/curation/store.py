@@ -1,6 +1,8 @@
-"""Writing curation rows inside one catalog transaction: every write upserts whole rows
-(one per (version, image, tag) / (version, image, key)) stamped with the transaction's sequence
-number, and writes only rows whose state really changes — so undo knows exactly what it did.
+"""Writing curation inside one catalog transaction, stamped with the transaction's sequence number.
+
+Tags: one op row per tag holding the ids whose state it changes (the caller computes them from the
+version's engine, synced under the sequence lock). Metadata: upserts of whole rows, one per
+(version, image, key), written only where the value really changes — so undo knows exactly what it did.
 """
 
 from __future__ import annotations
@@ -9,17 +11,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+import numpy as np
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.catalog.curation_models import CurationSeq, ImageMeta, ImageTag
+from dsgen_core.catalog.curation_models import CurationSeq, ImageMeta, TagOp
 from dsgen_core.catalog.models import utcnow
+from dsgen_core.curation import idset
 from dsgen_core.curation.values import Typed
 
 _CHUNK = 5000  # ids per IN list: below SQLite's variable limit, small enough for PostgreSQL plans
 
-TagRow = tuple[int, str, bool]  # image_id, tag, deleted
 MetaRow = tuple[int, str, str, str | None, float | None, bool | None, bool]  # id, key, type, s, n, b, deleted
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """`tag` made present (or absent) on `ids` (sorted int64); as asked, or as written (the changed ids)."""
+
+    tag: str
+    present: bool
+    ids: np.ndarray
+    op_id: int | None = None
 
 
 @dataclass
@@ -28,17 +41,22 @@ class ChangeSet:
 
     version_id: int
     seq: int
-    tags: list[TagRow] = field(default_factory=list)
+    tags: list[TagChange] = field(default_factory=list)
     meta: list[MetaRow] = field(default_factory=list)
     before: list[list[Any]] = field(default_factory=list)  # [image_id, key, type|None, s, n, b] per meta row
 
     @property
     def count(self) -> int:
-        return len(self.tags) + len(self.meta)
+        return sum(len(t.ids) for t in self.tags) + len(self.meta)
 
     @property
     def images(self) -> int:
-        return len({r[0] for r in self.tags} | {r[0] for r in self.meta})
+        parts = [t.ids for t in self.tags]
+        if self.meta:
+            parts.append(np.fromiter((r[0] for r in self.meta), np.int64, len(self.meta)))
+        if len(parts) <= 1:  # each part holds distinct ids
+            return len(parts[0]) if parts else 0
+        return len(np.unique(np.concatenate(parts)))
 
 
 def _insert(s: Session):  # noqa: ANN202 - the dialect's insert construct
@@ -66,37 +84,41 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[start : start + _CHUNK]
 
 
-def active_tags(s: Session, version_id: int, tag: str, image_ids: list[int]) -> set[int]:
-    q = select(ImageTag.image_id).where(ImageTag.version_id == version_id, ImageTag.tag == tag,
-                                        ImageTag.deleted.is_(False))
-    if len(image_ids) <= _CHUNK:
-        return set(s.scalars(q.where(ImageTag.image_id.in_(image_ids))))
-    return set(s.scalars(q))  # the tag's rows in the version: one index range instead of many IN lists
+def write_tag_op(s: Session, version_id: int, seq: int, user_id: int | None, change: TagChange) -> TagChange:
+    """One op row for a tag change (its ids: those whose state it changes); returns it with the op id."""
+    op_id = s.connection().execute(insert(TagOp).values(
+        version_id=version_id, seq=seq, tag=change.tag, present=change.present, count=len(change.ids),
+        image_ids=idset.encode(change.ids), user_id=user_id, created_at=utcnow()).returning(TagOp.id)).scalar_one()
+    return TagChange(change.tag, change.present, change.ids, int(op_id))
 
 
-def write_tags(s: Session, version_id: int, seq: int, user_id: int | None,
-               wanted: Mapping[tuple[int, str], bool]) -> list[TagRow]:
-    """Make each (image, tag) present (True) or absent (False); returns the rows that changed."""
-    by_tag: dict[str, list[int]] = {}
-    for image_id, tag in wanted:
-        by_tag.setdefault(tag, []).append(image_id)
-    changed: list[TagRow] = []
-    for tag, ids in by_tag.items():
-        active = active_tags(s, version_id, tag, ids)
-        changed += [(i, tag, not wanted[(i, tag)]) for i in ids if wanted[(i, tag)] != (i in active)]
-    if changed:
-        now = utcnow()
-        rows = [dict(version_id=version_id, image_id=i, tag=t, deleted=d, seq=seq, updated_by=user_id,
-                     updated_at=now) for i, t, d in changed]
-        stmt = _insert(s)(ImageTag)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["version_id", "image_id", "tag"],
-            set_={c: getattr(stmt.excluded, c) for c in ("deleted", "seq", "updated_by", "updated_at")},
-        )
-        conn = s.connection()  # Core executemany: the ORM's bulk path costs ~10 µs a row more
-        for part in _chunks(rows):
-            conn.execute(stmt, part)
-    return changed
+def op_ids(s: Session, op_ids: list[int]) -> dict[int, np.ndarray]:
+    """The image ids of tag ops by op id (what undo reverts)."""
+    rows = s.execute(select(TagOp.id, TagOp.image_ids).where(TagOp.id.in_(op_ids))).all() if op_ids else []
+    return {int(i): idset.decode(blob) for i, blob in rows}
+
+
+def tag_ops_since(conn: Connection | Session, version_id: int, after: int) -> list[TagChange]:
+    rows = conn.execute(select(TagOp.id, TagOp.tag, TagOp.present, TagOp.image_ids).where(
+        TagOp.version_id == version_id, TagOp.seq > after).order_by(TagOp.seq, TagOp.id)).all()
+    return [TagChange(tag, bool(present), idset.decode(blob), int(i)) for i, tag, present, blob in rows]
+
+
+def fold_tags(ops: list[TagChange]) -> dict[str, np.ndarray]:
+    """The state the ops leave, in order: tag → sorted ids that have it (tags left on no image dropped)."""
+    state: dict[str, set[int]] = {}
+    for op in ops:
+        have = state.setdefault(op.tag, set())
+        if op.present:
+            have.update(op.ids.tolist())
+        else:
+            have.difference_update(op.ids.tolist())
+    return {tag: np.array(sorted(ids), dtype=np.int64) for tag, ids in sorted(state.items()) if ids}
+
+
+def tag_state(conn: Connection | Session, version_id: int) -> dict[str, np.ndarray]:
+    """Every present tag of a version with its image ids, read from the catalog."""
+    return fold_tags(tag_ops_since(conn, version_id, -1))
 
 
 def active_meta(s: Session, version_id: int, key: str, image_ids: list[int]) -> dict[int, Typed]:
@@ -140,11 +162,10 @@ def write_meta(s: Session, version_id: int, seq: int, user_id: int | None,
     return changed, before
 
 
-def rows_since(conn: Connection | Session, version_id: int, after: int) -> tuple[list[TagRow], list[MetaRow]]:
-    """Every curation row (tombstones included) written after sequence `after`: the cache's refresh."""
-    tags = conn.execute(select(ImageTag.image_id, ImageTag.tag, ImageTag.deleted).where(
-        ImageTag.version_id == version_id, ImageTag.seq > after)).all()
+def rows_since(conn: Connection | Session, version_id: int, after: int) -> tuple[list[TagChange], list[MetaRow]]:
+    """Every tag op and metadata row (tombstones included) written after sequence `after`: the cache's refresh."""
+    tags = tag_ops_since(conn, version_id, after)
     meta = conn.execute(select(ImageMeta.image_id, ImageMeta.key, ImageMeta.value_type, ImageMeta.value_str,
                                ImageMeta.value_num, ImageMeta.value_bool, ImageMeta.deleted).where(
         ImageMeta.version_id == version_id, ImageMeta.seq > after)).all()
-    return [tuple(r) for r in tags], [tuple(r) for r in meta]  # type: ignore[misc]
+    return tags, [tuple(r) for r in meta]  # type: ignore[misc]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
 
-from dsgen_core.catalog.curation_models import ImageMeta, ImageTag
+from dsgen_core.catalog.curation_models import ImageMeta
 from dsgen_core.catalog.cvat_models import CvatExport, CvatExportTask, CvatPull
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, LineageEdge, utcnow
 from dsgen_core.cvat_sync.diff import (
@@ -170,19 +170,19 @@ def apply(tables: DatasetTables, plan: Plan) -> DatasetTables:
 def _copy_curation(s: Any, source_id: int, target_id: int, user_id: int | None) -> int:
     """Tags and metadata of the source version's images carry over (image ids are kept)."""
     from dsgen_core.curation import store
+    from dsgen_core.curation.store import TagChange
+    from dsgen_core.curation.values import Typed
 
     seq = store.bump(s, target_id)
-    tags = {(r.image_id, r.tag): True for r in s.scalars(
-        select(ImageTag).where(ImageTag.version_id == source_id, ImageTag.deleted.is_(False)))}
-    from dsgen_core.curation.values import Typed
+    tags = store.tag_state(s, source_id)  # the target is new: every present tag is a change
 
     meta = {(r.image_id, r.key): Typed(r.value_type, r.value_str, r.value_num, r.value_bool) for r in s.scalars(
         select(ImageMeta).where(ImageMeta.version_id == source_id, ImageMeta.deleted.is_(False)))}
-    if tags:
-        store.write_tags(s, target_id, seq, user_id, tags)
+    for tag, ids in tags.items():
+        store.write_tag_op(s, target_id, seq, user_id, TagChange(tag, True, ids))
     if meta:
         store.write_meta(s, target_id, seq, user_id, meta)
-    return len(tags) + len(meta)
+    return sum(len(ids) for ids in tags.values()) + len(meta)
 
 
 def run_pull(app: App, ctx: JobContext) -> dict[str, Any]:

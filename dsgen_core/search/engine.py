@@ -11,25 +11,27 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from dsgen_core.curation.store import ChangeSet, MetaRow, TagRow
+from dsgen_core.curation.store import ChangeSet, MetaRow, TagChange, fold_tags
 from dsgen_core.lake.views import scan_params, scan_sql
 from dsgen_core.search.compiler import EngineSchema, compiler_for
 
 MAX_COUNT_COLUMNS = 256  # categories beyond this: counts come from the annotations table instead
 MAX_ATTR_COLUMNS = 32
+MEMO_ENTRIES = 256  # answers kept per engine (Streamlit reruns and paging ask the same again and again)
 _PARAM_RE = re.compile(r"\$([A-Za-z_]\w*)")
-TAG_SCHEMA = pa.schema([("image_id", pa.int64()), ("tag", pa.string()), ("deleted", pa.bool_())])
 META_SCHEMA = pa.schema([("image_id", pa.int64()), ("key", pa.string()), ("value_type", pa.string()),
                          ("value_str", pa.string()), ("value_num", pa.float64()), ("value_bool", pa.bool_()),
                          ("deleted", pa.bool_())])
-Fetch = Callable[[int], tuple[list[TagRow], list[MetaRow]]]
+Fetch = Callable[[int], tuple[list[TagChange], list[MetaRow]]]
 
 
 def used_params(sql: str, params: dict[str, object]) -> dict[str, object]:
@@ -49,6 +51,8 @@ class VersionEngine:
         self._db = duckdb.connect()
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._memo: OrderedDict[Hashable, Any] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.schema = self._load(split)
         self.compiler = compiler_for(self.schema)
 
@@ -84,6 +88,7 @@ class VersionEngine:
             f"FROM read_parquet($i) i{join} ORDER BY i.image_id",
             {"split": split, **scan_params(folder, i="images")})
         db.execute("DROP TABLE IF EXISTS per_image")
+        self.image_ids = db.execute("SELECT image_id FROM images ORDER BY image_id").fetchnumpy()["image_id"]
         db.execute("CREATE TABLE tags (version_id BIGINT, image_id BIGINT, tag VARCHAR)")
         db.execute("CREATE TABLE metadata (version_id BIGINT, image_id BIGINT, key VARCHAR, value_type VARCHAR, "
                    "value_str VARCHAR, value_num DOUBLE, value_bool BOOLEAN)")
@@ -130,17 +135,20 @@ class VersionEngine:
             self.seq = changes.seq
             return True
 
-    def _apply_rows(self, tags: list[TagRow], meta: list[MetaRow], initial: bool) -> None:
+    def _apply_rows(self, tags: list[TagChange], meta: list[MetaRow], initial: bool) -> None:
         cur = self._db.cursor()
         try:
             vid = int(self.version_id)
-            if tags:
-                cur.register("chg_tags", pa.Table.from_pylist(
-                    [dict(zip(TAG_SCHEMA.names, r, strict=True)) for r in tags], schema=TAG_SCHEMA))
-                if not initial:
-                    cur.execute("DELETE FROM tags USING chg_tags c WHERE tags.image_id = c.image_id AND tags.tag = c.tag")
-                cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, tag FROM chg_tags WHERE NOT deleted")  # noqa: S608
+            if initial and tags:
+                state = fold_tags(tags)
+                ids = np.concatenate(list(state.values())) if state else np.empty(0, np.int64)
+                names = np.repeat(np.array(list(state), dtype=object), [len(v) for v in state.values()])
+                cur.register("chg_tags", pa.table({"image_id": ids, "tag": pa.array(names, pa.string())}))
+                cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, tag FROM chg_tags")  # noqa: S608
                 cur.unregister("chg_tags")
+            elif tags:
+                for change in tags:
+                    self._apply_tag(cur, vid, change)
             if meta:
                 cur.register("chg_meta", pa.Table.from_pylist(
                     [dict(zip(META_SCHEMA.names, r, strict=True)) for r in meta], schema=META_SCHEMA))
@@ -154,7 +162,59 @@ class VersionEngine:
         finally:
             cur.close()
 
+    @staticmethod
+    def _apply_tag(cur: duckdb.DuckDBPyConnection, vid: int, change: TagChange) -> None:
+        """An op's ids are exactly the images whose state it changed, and ops come in sequence order
+        (`sync` and `apply` check it), so an added tag is never there yet and a removed one always is."""
+        cur.register("chg_ids", pa.table({"image_id": change.ids}))
+        try:
+            if change.present:
+                cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, $t FROM chg_ids",  # noqa: S608
+                            {"t": change.tag})
+            else:
+                cur.execute("DELETE FROM tags WHERE tag = $t AND image_id IN (SELECT image_id FROM chg_ids)",
+                            {"t": change.tag})
+        finally:
+            cur.unregister("chg_ids")
+
+    def tag_holders(self, tag: str, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` (sorted) have `tag` now."""
+        cur = self._db.cursor()
+        try:
+            have = cur.execute("SELECT image_id FROM tags WHERE tag = $t", {"t": tag}).fetchnumpy()["image_id"]
+        finally:
+            cur.close()
+        return ids[np.isin(ids, np.asarray(have, dtype=np.int64))] if len(have) else ids[:0]
+
+    def unknown_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The given ids (sorted) that are not images of the version."""
+        pos = np.searchsorted(self.image_ids, ids)
+        pos[pos >= len(self.image_ids)] = 0
+        return ids[self.image_ids[pos] != ids] if len(self.image_ids) else ids
+
     # -- querying -----------------------------------------------------------------------------
+    def forget(self) -> None:
+        """Drop remembered answers (benchmarks time the first answer this way)."""
+        with self._memo_lock:
+            self._memo.clear()
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """An answer computed once per (key, curation sequence): the lake part never changes, and every
+        curation change bumps the sequence, so a remembered answer is never stale. Kept most-recent-first."""
+        seq = self.seq
+        full = (seq, key)
+        with self._memo_lock:
+            if full in self._memo:
+                self._memo.move_to_end(full)
+                return self._memo[full]
+        value = compute()
+        if self.seq == seq:  # not when an edit came in while computing (the answer may predate it)
+            with self._memo_lock:
+                self._memo[full] = value
+                while len(self._memo) > MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
+        return value
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cursor", None)
         if cur is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dsgen_core.errors import InvalidRequest
 from dsgen_core.query import CompiledQuery, compile_query, page_sql
 from dsgen_core.query.compiler import SORT_KEYS
@@ -57,9 +59,18 @@ def search_page(engine: VersionEngine, query: str, order_by: str = "file_name", 
         sql, params = page_sql(compiled, order_by, descending, limit, offset, sort_columns=SORT_COLUMNS)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
+    page = engine.memo(("page", sql, _frozen(params)), lambda: _page(engine, sql, params))
+    return SearchPage(page.total, list(page.image_ids), page.seq)  # callers may change their copy
+
+
+def _page(engine: VersionEngine, sql: str, params: dict[str, object]) -> SearchPage:
     seq = engine.seq
-    total, ids = engine.execute(sql, params).fetchone()
+    ((total, ids),) = engine.fetchall(sql, params)
     return SearchPage(total=int(total), image_ids=[int(i) for i in ids], seq=seq)
+
+
+def _frozen(params: dict[str, object]) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
 
 
 def matching_ids(engine: VersionEngine, query: str) -> list[int]:
@@ -70,20 +81,23 @@ def matching_ids(engine: VersionEngine, query: str) -> list[int]:
 
 def unknown_ids(engine: VersionEngine, image_ids: list[int]) -> list[int]:
     """The given ids that are not images of the version (sorted)."""
-    rows = engine.fetchall("SELECT DISTINCT x FROM unnest($ids::BIGINT[]) t(x) ANTI JOIN images i ON i.image_id = t.x "
-                           "ORDER BY x", {"ids": list(image_ids)})
-    return [int(r[0]) for r in rows]
+    return engine.unknown_ids(np.unique(np.asarray(image_ids, dtype=np.int64))).tolist()
 
 
 def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
     """Counts over the query result: categories (images, instances), tags, metadata keys and top values."""
     compiled = compile_for(engine, query)
+    return engine.memo(("facets", compiled.where, _frozen(compiled.params), int(top)),
+                       lambda: _facets(engine, compiled, top))
+
+
+def _facets(engine: VersionEngine, compiled: CompiledQuery, top: int) -> Facets:
     seq = engine.seq
     cur = engine.cursor()
     sql = f"CREATE OR REPLACE TEMP TABLE facet_r AS SELECT i.image_id FROM images i WHERE {compiled.where}"  # noqa: S608
     cur.execute(sql, used_params(sql, compiled.params))
     try:
-        total = cur.execute("SELECT count(*) FROM facet_r").fetchone()[0]
+        total = cur.execute("SELECT count(*) FROM facet_r").fetchall()[0][0]
         cats = cur.execute(
             "SELECT c.name, count(DISTINCT a.image_id), count(*) FROM annotations a "
             "JOIN categories c USING (category_id) SEMI JOIN facet_r r ON r.image_id = a.image_id "
