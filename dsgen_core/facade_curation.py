@@ -236,7 +236,7 @@ class CurationFacade:
         if (image_ids is None) == (query is None):
             raise InvalidRequest("bulk edit: give either image_ids or a query")
         engine = self._engine(actor, version_id, edit=True)
-        ids = np.asarray(service.matching_ids(engine, query), np.int64) if query is not None else self._check_ids(
+        ids = service.matching_id_array(engine, query) if query is not None else self._check_ids(
             engine, version_id, image_ids or [])
         if len(ids) > CONFIRM_ABOVE and not confirm:
             raise ConfirmationRequired(len(ids), f"bulk {edit.op.replace('_', ' ')}")

@@ -71,10 +71,23 @@ def test_first_start_creates_admin_without_default_password(dsgen_env, monkeypat
     assert again.admin_password is None and again.default_actor == api.default_actor
 
 
+def _seed_first_schema_rows(conn) -> None:  # noqa: ANN001
+    """A user, a group and a READY version (ids 1), written with plain SQL as an old catalog holds them."""
+    from sqlalchemy import text
+
+    conn.execute(text("INSERT INTO users (id, username, is_admin, is_active, created_at) "
+                      "VALUES (1, 'old', true, true, '2026-01-01')"))
+    conn.execute(text("INSERT INTO dataset_groups (id, name, description, dataset_type, modality, task_types, "
+                      "format, owner_id, visibility, created_at) VALUES (1, 'g', '', 'RAW', 'image', '[]', "
+                      "'coco', 1, 'private', '2026-01-01')"))
+    conn.execute(text("INSERT INTO dataset_versions (id, group_id, split, version, status, num_images, "
+                      "num_annotations, num_categories, in_place, created_at) "
+                      "VALUES (1, 1, 'train', '1.0.0', 'READY', 3, 4, 2, false, '2026-01-01')"))
+
+
 def test_upgrade_keeps_rows_written_under_the_first_schema(catalog_url):
     """A catalog with data at revision 0001 upgrades in place (SQLite: no table rebuild)."""
     from alembic import command
-    from sqlalchemy import text
 
     from dsgen_core.catalog.db import alembic_config
 
@@ -84,14 +97,7 @@ def test_upgrade_keeps_rows_written_under_the_first_schema(catalog_url):
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
     with cat.engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id, username, is_admin, is_active, created_at) "
-                          "VALUES (1, 'old', true, true, '2026-01-01')"))
-        conn.execute(text("INSERT INTO dataset_groups (id, name, description, dataset_type, modality, task_types, "
-                          "format, owner_id, visibility, created_at) VALUES (1, 'g', '', 'RAW', 'image', '[]', "
-                          "'coco', 1, 'private', '2026-01-01')"))
-        conn.execute(text("INSERT INTO dataset_versions (id, group_id, split, version, status, num_images, "
-                          "num_annotations, num_categories, in_place, created_at) "
-                          "VALUES (1, 1, 'train', '1.0.0', 'READY', 3, 4, 2, false, '2026-01-01')"))
+        _seed_first_schema_rows(conn)
     cat.migrate()
     with cat.session() as s:
         g = s.get(DatasetGroup, 1)
@@ -141,14 +147,7 @@ def test_tag_rows_of_revision_0003_become_tag_ops(catalog_url):
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0003")
     with cat.engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id, username, is_admin, is_active, created_at) "
-                          "VALUES (1, 'old', true, true, '2026-01-01')"))
-        conn.execute(text("INSERT INTO dataset_groups (id, name, description, dataset_type, modality, task_types, "
-                          "format, owner_id, visibility, created_at) VALUES (1, 'g', '', 'RAW', 'image', '[]', "
-                          "'coco', 1, 'private', '2026-01-01')"))
-        conn.execute(text("INSERT INTO dataset_versions (id, group_id, split, version, status, num_images, "
-                          "num_annotations, num_categories, in_place, created_at) "
-                          "VALUES (1, 1, 'train', '1.0.0', 'READY', 3, 4, 2, false, '2026-01-01')"))
+        _seed_first_schema_rows(conn)
         conn.execute(text("INSERT INTO curation_seqs (version_id, seq) VALUES (1, 7)"))
         for image_id, tag, deleted, seq in [(3, "car", False, 2), (1, "car", False, 5), (2, "car", True, 6),
                                             (2, "night", False, 7)]:

@@ -88,9 +88,8 @@ def undo_plan(s: Session, engine: VersionEngine, version_id: int, payload: dict[
               ) -> tuple[list[TagChange], dict[tuple[int, str], Typed | None]]:
     """Revert an edit for the rows that are still as it left them; rows somebody changed since keep
     their newer state (the caller counts them as skipped). `engine` must be synced to the catalog."""
-    flipped = [(tag, bool(present), ids) for tag, present, ids in _tag_entries(s, payload)]
     tags = []
-    for tag, present_after, ids in flipped:
+    for tag, present_after, ids in _tag_entries(s, payload):
         holders = engine.tag_holders(tag, ids)
         still = holders if present_after else np.setdiff1d(ids, holders, assume_unique=True)
         if len(still):
@@ -112,7 +111,7 @@ def undo_plan(s: Session, engine: VersionEngine, version_id: int, payload: dict[
 def _tag_entries(s: Session, payload: dict[str, Any]) -> list[tuple[str, bool, np.ndarray]]:
     """(tag, present after the edit, ids it flipped); actions recorded before tag ops listed the ids inline."""
     ops = payload.get("tag_ops", [])
-    by_op = store.op_ids(s, [int(op_id) for _, _, op_id in ops])
+    by_op = store.op_image_ids(s, [int(op_id) for _, _, op_id in ops])
     out = [(tag, bool(present), by_op.get(int(op_id), np.empty(0, np.int64))) for tag, present, op_id in ops]
     out += [(tag, not deleted, idset.as_ids(ids)) for tag, deleted, ids in payload.get("tags", [])]
     return out

@@ -92,9 +92,9 @@ def write_tag_op(s: Session, version_id: int, seq: int, user_id: int | None, cha
     return TagChange(change.tag, change.present, change.ids, int(op_id))
 
 
-def op_ids(s: Session, op_ids: list[int]) -> dict[int, np.ndarray]:
+def op_image_ids(s: Session, ops: list[int]) -> dict[int, np.ndarray]:
     """The image ids of tag ops by op id (what undo reverts)."""
-    rows = s.execute(select(TagOp.id, TagOp.image_ids).where(TagOp.id.in_(op_ids))).all() if op_ids else []
+    rows = s.execute(select(TagOp.id, TagOp.image_ids).where(TagOp.id.in_(ops))).all() if ops else []
     return {int(i): idset.decode(blob) for i, blob in rows}
 
 

@@ -74,14 +74,14 @@ def _frozen(params: dict[str, object]) -> tuple:
 
 
 def matching_ids(engine: VersionEngine, query: str) -> list[int]:
+    return matching_id_array(engine, query).tolist()
+
+
+def matching_id_array(engine: VersionEngine, query: str) -> np.ndarray:
+    """The matching image ids, sorted, as int64."""
     compiled = compile_for(engine, query)
     sql = f"SELECT i.image_id FROM images i WHERE {compiled.where} ORDER BY i.image_id"  # noqa: S608 - compiled
-    return engine.execute(sql, compiled.params).fetchnumpy()["image_id"].tolist()
-
-
-def unknown_ids(engine: VersionEngine, image_ids: list[int]) -> list[int]:
-    """The given ids that are not images of the version (sorted)."""
-    return engine.unknown_ids(np.unique(np.asarray(image_ids, dtype=np.int64))).tolist()
+    return np.asarray(engine.execute(sql, compiled.params).fetchnumpy()["image_id"], dtype=np.int64)
 
 
 def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
