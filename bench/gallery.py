@@ -37,11 +37,7 @@ QUERIES = [("all, by file name", "", "file_name", False), ("category:person, by 
 def setup() -> tuple[object, int]:
     """A fresh installation with the 2,000-image sample imported and its thumbnails made."""
     from dsgen_core.api import Dsgen, ImportRequest
-    from dsgen_core.facade_explore import ExploreFacade
     from dsgen_core.sample_data import SampleSpec, generate_cvat_coco_zip
-
-    class Api(ExploreFacade, Dsgen):
-        """Until Dsgen lists ExploreFacade in its bases (then plain Dsgen does)."""
 
     DATA.mkdir(parents=True, exist_ok=True)
     zip_path = DATA / "gallery-2000-s7.zip"
@@ -51,7 +47,7 @@ def setup() -> tuple[object, int]:
     shutil.rmtree(home, ignore_errors=True)
     os.environ.update(DSGEN_HOME=str(home), DSGEN_CATALOG_URL=f"sqlite:///{home / 'catalog.db'}",
                       DSGEN_ADMIN_PASSWORD="bench-admin-pw")
-    api = Api.open()
+    api = Dsgen.open()
     actor = api.default_actor
     started = api.start_import(actor, ImportRequest(path=str(zip_path), group="gallery"))
     assert api.run_job_here(actor, started.job_id).status == "SUCCEEDED"

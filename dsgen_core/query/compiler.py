@@ -320,10 +320,20 @@ class Compiler:
             return f"{sql} {SQL_OP[t.op]} {self.param(value.value)}"
         text = t.value.raw
         if type_ == "glob":
-            return f"{sql} {'NOT ' if negate else ''}LIKE {self.param(glob_to_like(text))} ESCAPE '\\'"
+            return f"{'NOT ' if negate else ''}{self.glob(sql, text)}"
         if type_ == "prefix":
             return f"{'NOT ' if negate else ''}starts_with({sql}, {self.param(text.lower())})"
         return f"{sql} {SQL_OP[t.op]} {self.param(text.upper() if type_ == 'upper' else text)}"
+
+    def glob(self, sql: str, pattern: str) -> str:
+        """`*text*`, `text*` and `*text` as substring tests (about twice as fast as LIKE), others as LIKE."""
+        inner = pattern.strip("*")
+        if inner and "*" not in inner and "?" not in inner:
+            starred = (pattern.startswith("*"), pattern.endswith("*"))
+            func = {(True, True): "contains", (False, True): "starts_with", (True, False): "ends_with"}.get(starred)
+            if func:
+                return f"{func}({sql}, {self.param(inner)})"
+        return f"{sql} LIKE {self.param(glob_to_like(pattern))} ESCAPE '\\'"
 
     def numeric(self, sql: str, t: Term) -> str:
         value = t.value

@@ -23,6 +23,7 @@ import pyarrow as pa
 from dsgen_core.curation.store import ChangeSet, MetaRow, TagChange, fold_tags
 from dsgen_core.lake.views import scan_params, scan_sql
 from dsgen_core.search.compiler import EngineSchema, compiler_for
+from dsgen_core.search.curation_index import CurationIndex
 
 MAX_COUNT_COLUMNS = 256  # categories beyond this: counts come from the annotations table instead
 MAX_ATTR_COLUMNS = 32
@@ -53,8 +54,14 @@ class VersionEngine:
         self._local = threading.local()
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self._pending: list[tuple[list[TagChange], list[MetaRow], bool]] = []
+        self._pending_lock = threading.Lock()
+        self._columns: dict[str, np.ndarray] = {}
+        self._orders: dict[tuple[str, bool], np.ndarray] = {}
+        self.split = split
         self.schema = self._load(split)
         self.compiler = compiler_for(self.schema)
+        self.curation = CurationIndex(self.image_ids)
 
     # -- building -----------------------------------------------------------------------------
     def _load(self, split: str | None) -> EngineSchema:
@@ -68,11 +75,26 @@ class VersionEngine:
             by_name.setdefault(name, []).append(int(cid))
             if sup is not None:
                 by_super.setdefault(sup, []).append(int(cid))
+        # Image positions first: each annotation row carries its image's position, so conditions on
+        # annotations answer positions without a join; rows grouped by class let DuckDB skip row groups.
+        self.image_ids = np.asarray(db.execute("SELECT image_id FROM read_parquet($i) ORDER BY image_id",
+                                               scan_params(folder, i="images")).fetchnumpy()["image_id"], dtype=np.int64)
+        db.register("img_pos", pa.table({"image_id": self.image_ids,
+                                         "pos": np.arange(len(self.image_ids), dtype=np.int32)}))
         anns = scan_sql(folder, "annotations", "a")
+        keys = self._attribute_keys(anns, folder)
+        attr_columns = {key: n for n, key in enumerate(keys)}
+        from dsgen_core.query.compiler import json_pointer
+
+        extracted = "".join(f", json_extract_string(a.attributes, $k{n}) AS at_{n}" for n in attr_columns.values())
+        extracted += "".join(f", TRY_CAST(json_extract_string(a.attributes, $k{n}) AS DOUBLE) AS an_{n}"
+                             for n in attr_columns.values())
         db.execute(
-            f"CREATE TABLE annotations AS SELECT * EXCLUDE (polygons, rle, keypoints, extra), "  # noqa: S608
-            f"{vid}::BIGINT AS version_id FROM {anns}", scan_params(folder, a="annotations"))
-        attr_columns = self._attribute_columns()
+            f"CREATE TABLE annotations AS SELECT a.* EXCLUDE (polygons, rle, keypoints, extra), "  # noqa: S608
+            f"{vid}::BIGINT AS version_id{extracted}, p.pos FROM {anns} a LEFT JOIN img_pos p USING (image_id) "
+            "ORDER BY a.category_id",
+            {**scan_params(folder, a="annotations"), **{f"k{n}": json_pointer(k) for k, n in attr_columns.items()}})
+        db.unregister("img_pos")
         with_counts = len(cats) <= MAX_COUNT_COLUMNS
         counts = ", ".join(f"count(*) FILTER (WHERE category_id = {int(c)})::INTEGER AS c_{int(c)}"
                            for c, _, _ in cats) if with_counts and cats else ""
@@ -84,35 +106,28 @@ class VersionEngine:
             picked, join = "", ""
         db.execute(
             f"CREATE TABLE images AS SELECT i.*, {vid}::BIGINT AS version_id, $split::VARCHAR AS split, "  # noqa: S608
-            f"(row_number() OVER (ORDER BY i.file_name, i.image_id))::INTEGER AS file_rank{picked} "
+            f"(row_number() OVER (ORDER BY i.file_name, i.image_id))::INTEGER AS file_rank, "
+            f"(row_number() OVER (ORDER BY i.image_id) - 1)::INTEGER AS pos{picked} "
             f"FROM read_parquet($i) i{join} ORDER BY i.image_id",
             {"split": split, **scan_params(folder, i="images")})
         db.execute("DROP TABLE IF EXISTS per_image")
-        self.image_ids = db.execute("SELECT image_id FROM images ORDER BY image_id").fetchnumpy()["image_id"]
+        self.annotated = np.zeros(len(self.image_ids), bool)
+        self.annotated[db.execute("SELECT DISTINCT pos FROM annotations WHERE pos IS NOT NULL").fetchnumpy()["pos"]] = True
         db.execute("CREATE TABLE tags (version_id BIGINT, image_id BIGINT, tag VARCHAR)")
         db.execute("CREATE TABLE metadata (version_id BIGINT, image_id BIGINT, key VARCHAR, value_type VARCHAR, "
                    "value_str VARCHAR, value_num DOUBLE, value_bool BOOLEAN)")
         return EngineSchema(by_name=by_name, by_super=by_super, count_columns=with_counts,
                             attr_columns=attr_columns)
 
-    def _attribute_columns(self) -> dict[str, int]:
-        """Extract the most common attribute keys into typed columns, exactly as the JSON path would read them."""
+    def _attribute_keys(self, anns: str, folder: Path) -> list[str]:
+        """The most common attribute keys, extracted into typed columns that read exactly as the JSON path."""
         try:
-            keys = [r[0] for r in self._db.execute(
-                "SELECT k, count(*) FROM (SELECT unnest(json_keys(attributes)) AS k FROM annotations "
-                "WHERE attributes IS NOT NULL) GROUP BY k ORDER BY 2 DESC, 1 LIMIT $n",
-                {"n": MAX_ATTR_COLUMNS}).fetchall()]
+            return [r[0] for r in self._db.execute(
+                f"SELECT k, count(*) FROM (SELECT unnest(json_keys(a.attributes)) AS k FROM {anns} a "  # noqa: S608
+                "WHERE a.attributes IS NOT NULL) GROUP BY k ORDER BY 2 DESC, 1 LIMIT $n",
+                {"n": MAX_ATTR_COLUMNS, **scan_params(folder, a="annotations")}).fetchall()]
         except duckdb.Error:
-            return {}  # attributes that are not all JSON objects: keep reading them through JSON paths
-        from dsgen_core.query.compiler import json_pointer
-
-        columns = {key: n for n, key in enumerate(keys)}
-        if columns:
-            parts = [f"json_extract_string(attributes, $k{n}) AS at_{n}" for n in columns.values()]
-            parts += [f"TRY_CAST(json_extract_string(attributes, $k{n}) AS DOUBLE) AS an_{n}" for n in columns.values()]
-            self._db.execute(f"CREATE OR REPLACE TABLE annotations AS SELECT *, {', '.join(parts)} FROM annotations",  # noqa: S608
-                             {f"k{n}": json_pointer(key) for key, n in columns.items()})
-        return columns
+            return []  # attributes that are not all JSON objects: keep reading them through JSON paths
 
     # -- curation mirror ----------------------------------------------------------------------
     def sync(self, seq: int, fetch: Fetch) -> None:
@@ -136,31 +151,54 @@ class VersionEngine:
             return True
 
     def _apply_rows(self, tags: list[TagChange], meta: list[MetaRow], initial: bool) -> None:
-        cur = self._db.cursor()
-        try:
-            vid = int(self.version_id)
-            if initial and tags:
-                state = fold_tags(tags)
-                ids = np.concatenate(list(state.values())) if state else np.empty(0, np.int64)
-                names = np.repeat(np.array(list(state), dtype=object), [len(v) for v in state.values()])
-                cur.register("chg_tags", pa.table({"image_id": ids, "tag": pa.array(names, pa.string())}))
-                cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, tag FROM chg_tags")  # noqa: S608
-                cur.unregister("chg_tags")
-            elif tags:
-                for change in tags:
-                    self._apply_tag(cur, vid, change)
-            if meta:
-                cur.register("chg_meta", pa.Table.from_pylist(
-                    [dict(zip(META_SCHEMA.names, r, strict=True)) for r in meta], schema=META_SCHEMA))
-                if not initial:
-                    cur.execute("DELETE FROM metadata USING chg_meta c WHERE metadata.image_id = c.image_id "
-                                "AND metadata.key = c.key")
-                cur.execute(f"INSERT INTO metadata SELECT {vid}, image_id, key, value_type, value_str, value_num, "  # noqa: S608
-                            "value_bool FROM chg_meta WHERE NOT deleted")
-                cur.unregister("chg_meta")
-                self.metadata_keys = [r[0] for r in cur.execute("SELECT DISTINCT key FROM metadata ORDER BY 1").fetchall()]
-        finally:
-            cur.close()
+        """The arrays change now (searches read them); the DuckDB tables, which only facets, insights
+        and SQL fallbacks read, catch up on their next use (`_flush`): a bulk edit pays one of the two."""
+        if initial and tags:
+            self.curation.set_tags(fold_tags(tags))
+        elif tags:
+            self.curation.apply_tags(tags)
+        if meta:
+            self.curation.apply_meta(meta)
+            self.metadata_keys = sorted(self.curation.meta)
+        if tags or meta:
+            with self._pending_lock:
+                self._pending.append((tags, meta, initial))
+
+    def _flush(self) -> None:
+        """Write the curation changes not yet in the DuckDB mirror, in sequence order."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            cur = self._db.cursor()
+            try:
+                for tags, meta, initial in pending:
+                    self._write_rows(cur, tags, meta, initial)
+            finally:
+                cur.close()
+
+    def _write_rows(self, cur: duckdb.DuckDBPyConnection, tags: list[TagChange], meta: list[MetaRow],
+                    initial: bool) -> None:
+        vid = int(self.version_id)
+        if initial and tags:
+            state = fold_tags(tags)
+            ids = np.concatenate(list(state.values())) if state else np.empty(0, np.int64)
+            names = np.repeat(np.array(list(state), dtype=object), [len(v) for v in state.values()])
+            cur.register("chg_tags", pa.table({"image_id": ids, "tag": pa.array(names, pa.string())}))
+            cur.execute(f"INSERT INTO tags SELECT {vid}, image_id, tag FROM chg_tags")  # noqa: S608
+            cur.unregister("chg_tags")
+        elif tags:
+            for change in tags:
+                self._apply_tag(cur, vid, change)
+        if meta:
+            cur.register("chg_meta", pa.Table.from_pylist(
+                [dict(zip(META_SCHEMA.names, r, strict=True)) for r in meta], schema=META_SCHEMA))
+            if not initial:
+                cur.execute("DELETE FROM metadata USING chg_meta c WHERE metadata.image_id = c.image_id "
+                            "AND metadata.key = c.key")
+            cur.execute(f"INSERT INTO metadata SELECT {vid}, image_id, key, value_type, value_str, value_num, "  # noqa: S608
+                        "value_bool FROM chg_meta WHERE NOT deleted")
+            cur.unregister("chg_meta")
 
     @staticmethod
     def _apply_tag(cur: duckdb.DuckDBPyConnection, vid: int, change: TagChange) -> None:
@@ -179,12 +217,10 @@ class VersionEngine:
 
     def tag_holders(self, tag: str, ids: np.ndarray) -> np.ndarray:
         """Which of `ids` (sorted) have `tag` now."""
-        cur = self._db.cursor()
-        try:
-            have = cur.execute("SELECT image_id FROM tags WHERE tag = $t", {"t": tag}).fetchnumpy()["image_id"]
-        finally:
-            cur.close()
-        return ids[np.isin(ids, np.asarray(have, dtype=np.int64))] if len(have) else ids[:0]
+        held = self.curation.tags.get(tag)
+        if held is None:
+            return ids[:0]
+        return ids[np.isin(ids, self.image_ids[held])]
 
     def unknown_ids(self, ids: np.ndarray) -> np.ndarray:
         """The given ids (sorted) that are not images of the version."""
@@ -215,7 +251,51 @@ class VersionEngine:
                     self._memo.popitem(last=False)
         return value
 
+    def lake_column(self, name: str) -> np.ndarray:
+        """A column of `images` in position order, numbers as float64 with NaN for NULL (kept: the lake
+        part never changes). `name` is one of the engine's own column names, never user text."""
+        column = self._columns.get(name)
+        if column is None:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise ValueError(f"not a column name: {name!r}")
+            raw = self.execute(f"SELECT {name} FROM images ORDER BY pos").fetchnumpy()[name]  # noqa: S608 - checked
+            column = np.ma.filled(np.ma.asarray(raw).astype(np.float64), np.nan) if raw.dtype.kind in "iuf" \
+                else np.asarray(raw)
+            self._columns[name] = column
+        return column
+
+    def order(self, name: str, descending: bool) -> np.ndarray:
+        """Image positions sorted by a lake column, NULLs last, ties by image id in the same direction
+        (the order the SQL path gives)."""
+        key = (name, descending)
+        perm = self._orders.get(key)
+        if perm is None:
+            values = self.lake_column(name)
+            null = np.isnan(values)
+            filled = np.where(null, 0.0, values)
+            sign = -1 if descending else 1
+            perm = self._orders[key] = np.lexsort((sign * self.image_ids, sign * filled, null))
+        return perm
+
+    def image_positions(self, where: str, params: dict[str, object]) -> np.ndarray:
+        """Positions of the images matching compiled SQL over alias `i`."""
+        sql = f"SELECT i.pos FROM images i WHERE {where}"  # noqa: S608 - compiled, values are parameters
+        return self.execute(sql, params).fetchnumpy()["pos"]
+
+    def annotation_positions(self, cond: str, params: dict[str, object]) -> np.ndarray:
+        """Positions of the images with an annotation matching compiled SQL over alias `a`."""
+        sql = f"SELECT a.pos FROM annotations a WHERE a.pos IS NOT NULL AND ({cond})"  # noqa: S608 - compiled
+        return self.execute(sql, params).fetchnumpy()["pos"]
+
+    def annotation_counts(self, cond: str, params: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
+        sql = (f"SELECT a.pos, count(*) AS n FROM annotations a WHERE a.pos IS NOT NULL AND ({cond}) "  # noqa: S608
+               "GROUP BY a.pos")
+        got = self.execute(sql, params).fetchnumpy()
+        return got["pos"], got["n"]
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._pending:
+            self._flush()
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self._local.cursor = self._db.cursor()

@@ -8,11 +8,16 @@ import numpy as np
 
 from dsgen_core.errors import InvalidRequest
 from dsgen_core.query import CompiledQuery, compile_query, page_sql
-from dsgen_core.query.compiler import SORT_KEYS
+from dsgen_core.query.compiler import METADATA_PREFIX, SORT_KEYS
+from dsgen_core.search.curation_index import NO_CODE
 from dsgen_core.search.engine import VersionEngine, used_params
+from dsgen_core.search.masks import MaskEvaluator
 
 # file_name sorts on a precomputed rank: the same order as (file_name, image_id), integer-cheap.
 SORT_COLUMNS = {**SORT_KEYS, "file_name": "i.file_rank"}
+# the same sort keys as engine columns, for sorting positions in numpy
+ORDER_COLUMNS = {"file_name": "file_rank", "width": "width", "height": "height", "boxes": "num_annotations",
+                 "image_id": "image_id"}
 MAX_PAGE = 10_000
 
 
@@ -59,14 +64,41 @@ def search_page(engine: VersionEngine, query: str, order_by: str = "file_name", 
         sql, params = page_sql(compiled, order_by, descending, limit, offset, sort_columns=SORT_COLUMNS)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    page = engine.memo(("page", sql, _frozen(params)), lambda: _page(engine, sql, params))
+    page = engine.memo(("page", sql, _frozen(params)),
+                       lambda: _page(engine, compiled, order_by, descending, limit, offset))
     return SearchPage(page.total, list(page.image_ids), page.seq)  # callers may change their copy
 
 
-def _page(engine: VersionEngine, sql: str, params: dict[str, object]) -> SearchPage:
+def _page(engine: VersionEngine, compiled: CompiledQuery, order_by: str, descending: bool, limit: int,
+          offset: int) -> SearchPage:
+    """Filter as a mask, then sort positions: the same order as page_sql's ORDER BY (NULLS LAST, ties by id)."""
     seq = engine.seq
-    ((total, ids),) = engine.fetchall(sql, params)
-    return SearchPage(total=int(total), image_ids=[int(i) for i in ids], seq=seq)
+    mask = MaskEvaluator(engine).mask(compiled.ast)
+    column = ORDER_COLUMNS.get(order_by)
+    if column is not None:
+        order = engine.order(column, descending)
+        hits = order[mask[order]]
+    else:
+        hits = np.flatnonzero(mask)
+        hits = hits[metadata_order(engine, order_by[len(METADATA_PREFIX):], descending, hits)]
+    return SearchPage(total=len(hits), image_ids=engine.image_ids[hits[offset:offset + limit]].tolist(), seq=seq)
+
+
+def metadata_order(engine: VersionEngine, key: str, descending: bool, hits: np.ndarray) -> np.ndarray:
+    """Order of `hits` by a metadata key: numbers, then texts (byte order, as DuckDB), then booleans, each
+    NULLS LAST, ties by image id; all in the same direction, as the SQL path sorts."""
+    sign = -1 if descending else 1
+    ids = engine.image_ids[hits]
+    column = engine.curation.meta.get(key)
+    if column is None:
+        return np.argsort(sign * ids, kind="stable")
+    numbers, codes, flags = column.numbers[hits], column.codes[hits], column.flags[hits]
+    ranks = np.empty(len(column.texts) + 1, np.int64)
+    ranks[np.argsort(np.array(column.texts, dtype=object), kind="stable")] = np.arange(len(column.texts))
+    ranks[-1] = 0  # NO_CODE indexes the last slot
+    no_num, no_text, no_flag = np.isnan(numbers), codes == NO_CODE, flags == -1
+    return np.lexsort((sign * ids, sign * np.where(no_flag, 0, flags), no_flag, sign * ranks[codes], no_text,
+                       sign * np.where(no_num, 0.0, numbers), no_num))
 
 
 def _frozen(params: dict[str, object]) -> tuple:
@@ -80,8 +112,7 @@ def matching_ids(engine: VersionEngine, query: str) -> list[int]:
 def matching_id_array(engine: VersionEngine, query: str) -> np.ndarray:
     """The matching image ids, sorted, as int64."""
     compiled = compile_for(engine, query)
-    sql = f"SELECT i.image_id FROM images i WHERE {compiled.where} ORDER BY i.image_id"  # noqa: S608 - compiled
-    return np.asarray(engine.execute(sql, compiled.params).fetchnumpy()["image_id"], dtype=np.int64)
+    return engine.image_ids[MaskEvaluator(engine).mask(compiled.ast)]
 
 
 def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
