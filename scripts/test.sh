@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: install what the tests need (Chromium from Debian, the Python test extras)
-# and run the whole suite twice: on SQLite, then on PostgreSQL (127.0.0.1:5432, user postgres).
+# and run the suite on SQLite, then every test that uses a catalog again on PostgreSQL
+# (127.0.0.1:5432, user postgres; DSGEN_TEST_PG_ALL=1 repeats the others too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -1,7 +1,9 @@
 """Shared fixtures: a fresh installation (data folder + catalog) per test, on SQLite or PostgreSQL.
 
 Set DSGEN_TEST_PG_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres) to run the
-whole suite on PostgreSQL: each test then gets its own freshly created database.
+suite on PostgreSQL: each test then gets its own freshly created database. Tests that never ask for
+a catalog (`catalog_url`, directly or through `dsgen_env`, `api`, …) would only repeat the SQLite
+pass, so they are deselected there; DSGEN_TEST_PG_ALL=1 runs them anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 PG_ADMIN_URL = os.environ.get("DSGEN_TEST_PG_URL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not PG_ADMIN_URL or os.environ.get("DSGEN_TEST_PG_ALL") == "1":
+        return
+    keep = [item for item in items if "catalog_url" in getattr(item, "fixturenames", ())]
+    dropped = [item for item in items if "catalog_url" not in getattr(item, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def backend_name() -> str:

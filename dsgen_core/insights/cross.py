@@ -9,8 +9,10 @@ import polars as pl
 
 from dsgen_core.insights import derived
 from dsgen_core.insights.attrs import Attrs, attribute_keys, attribute_sql, coded_counts_sql
-from dsgen_core.insights.sqlkit import count_columns, frame, is_whole, rows
+from dsgen_core.insights.curation_cross import curation_contingency
+from dsgen_core.insights.sqlkit import count_columns, frame, is_whole, rows, subset_mask
 from dsgen_core.insights.stats import chi2, cramers_v
+from dsgen_core.search.engine import VersionEngine
 
 Tables = dict[str, pl.DataFrame]
 MAX_VARIABLES = 8
@@ -70,11 +72,14 @@ def _attribute_contingency(cur: duckdb.DuckDBPyConnection, attrs: Attrs, keys: l
     return out.join(names, on="k", how="left").select(*CONTINGENCY_SCHEMA).cast(CONTINGENCY_SCHEMA)  # type: ignore[arg-type]
 
 
-def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attrs: Attrs) -> Tables:
+def cross(cur: duckdb.DuckDBPyConnection, settings: dict, attrs: Attrs, engine: VersionEngine | None = None) -> Tables:
     top = int(settings["top"])
     ids = count_columns(cur)
     chosen = list(settings.get("metadata_keys") or [])[:MAX_VARIABLES]
-    if ids:
+    if ids and engine is not None:
+        subset = subset_mask(cur, len(engine.image_ids))
+        parts = [curation_contingency(engine, subset, ids, chosen, MAX_VARIABLES, top)]
+    elif ids:
         parts = [_contingency_by_counts(cur, ids, "t.tag", "'tag'", "tag", "JOIN tags t USING (image_id)", {}, top)]
         keys_sql = ("SELECT unnest($keys::VARCHAR[])" if chosen else "SELECT DISTINCT key FROM metadata "  # noqa: S608
                     f"SEMI JOIN sel USING (image_id) ORDER BY key LIMIT {MAX_VARIABLES}")

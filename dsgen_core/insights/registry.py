@@ -72,6 +72,7 @@ class InsightKind:
     title: str
     run: Callable[..., Tables]
     needs_attrs: bool = False  # gets the engine's attribute columns (an `Attrs`)
+    needs_engine: bool = False  # gets the engine itself (`engine=`), for its arrays
     reads_curation: bool = False  # reads tags/metadata whatever the query
     ranges: Callable[..., Ranges] | None = None  # its histograms' value ranges (binned insights only)
     derived: tuple[str, ...] = ()  # derived per-version tables it reads (built on first use)
@@ -85,7 +86,7 @@ INSIGHTS: dict[str, InsightKind] = {k.name: k for k in (
     InsightKind("resolution", "Image resolution", distributions.resolution, ranges=distributions.resolution_ranges),
     InsightKind("boxes", "Boxes", geometry.boxes, ranges=geometry.box_ranges, derived=(derived.BOX, derived.BOX_RANGES)),
     InsightKind("attributes", "Attributes", geometry.attributes, needs_attrs=True, derived=(derived.ATTR,)),
-    InsightKind("cross", "Cross-analysis", cross.cross, needs_attrs=True, reads_curation=True,
+    InsightKind("cross", "Cross-analysis", cross.cross, needs_attrs=True, needs_engine=True, reads_curation=True,
                 derived=(derived.ATTR, derived.COOC)),
     InsightKind("issues", "Data issues", cross.issues),
 )}
@@ -119,6 +120,8 @@ def run_on(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, name: str, set
     derived.ensure(engine, *k.derived)
     conf = settings.to_dict()
     extra: dict[str, Any] = {"ranges": ranges} if k.ranges is not None and ranges is not None else {}
+    if k.needs_engine:
+        extra["engine"] = engine
     if k.needs_attrs:
         return k.run(cur, conf, attrs_of(engine), **extra)
     return k.run(cur, conf, **extra)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from dsgen_core.search.engine import VersionEngine, used_params
@@ -29,12 +30,19 @@ def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object]) 
     # the whole version (no filter): a view of the images, nothing copied
     kind = "VIEW" if where.strip().strip("()").strip() == "TRUE" else "TABLE"
     try:
-        cur.execute(f"CREATE TEMP {kind} sel AS SELECT i.image_id, i.width, i.height, i.size_bytes, "  # noqa: S608
+        cur.execute(f"CREATE TEMP {kind} sel AS SELECT i.image_id, i.pos, i.width, i.height, i.size_bytes, "  # noqa: S608
                     f"i.num_annotations{counts} FROM images i WHERE {where}",
                     used_params(where, params))
         yield cur
     finally:
         cur.close()
+
+
+def subset_mask(cur: duckdb.DuckDBPyConnection, size: int) -> np.ndarray:
+    """The subset as a boolean mask over the engine's image positions."""
+    mask = np.zeros(size, bool)
+    mask[cur.sql("SELECT pos FROM sel").fetchnumpy()["pos"]] = True
+    return mask
 
 
 def is_whole(cur: duckdb.DuckDBPyConnection) -> bool:

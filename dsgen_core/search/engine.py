@@ -58,6 +58,7 @@ class VersionEngine:
         self._pending_lock = threading.Lock()
         self._columns: dict[str, np.ndarray] = {}
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
+        self._matrices: dict[tuple, np.ndarray] = {}
         self.split = split
         self.schema = self._load(split)
         self.compiler = compiler_for(self.schema)
@@ -263,6 +264,17 @@ class VersionEngine:
                 else np.asarray(raw)
             self._columns[name] = column
         return column
+
+    def count_matrix(self, category_ids: list[int]) -> np.ndarray:
+        """Per-image counts of the given classes as an (images × classes) int32 matrix in position order."""
+        key = ("counts", *category_ids)
+        matrix = self._matrices.get(key)
+        if matrix is None:
+            matrix = np.zeros((len(self.image_ids), len(category_ids)), np.int32)
+            for j, cid in enumerate(category_ids):
+                matrix[:, j] = self.lake_column(f"c_{int(cid)}")
+            self._matrices[key] = matrix
+        return matrix
 
     def order(self, name: str, descending: bool) -> np.ndarray:
         """Image positions sorted by a lake column, NULLs last, ties by image id in the same direction

@@ -140,7 +140,7 @@ def new_page(chromium, dsgen_server: Server):  # noqa: ANN001, ANN201
         context = chromium.new_context(viewport={"width": 1440, "height": 1000})
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(45_000)  # a 2-core machine running two test workers can be slow; waits, not limits
         if username:
             log_in(page, dsgen_server.url, username, password)
         return page
