@@ -97,7 +97,7 @@ def bench_insights(api, actor, vid: int, rows: list, rounds: int) -> None:  # no
         for name, label, query in cases:
             c = compile_for(engine, query)
             got[(name, label)].append(timed(lambda c=c, name=name: registry.run(engine, c.where, c.params, name,
-                                                                                  settings), runs=3))
+                                                                                  settings, c.ast), runs=3))
     for name, label, query in cases:
         api.insight(actor, vid, name, query)  # fill the cache
         cached = timed(lambda name=name, query=query: api.insight(actor, vid, name, query))

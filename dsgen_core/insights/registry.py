@@ -14,6 +14,7 @@ from dsgen_core.errors import InvalidRequest
 from dsgen_core.insights import cross, derived, distributions, geometry
 from dsgen_core.insights.attrs import Attrs
 from dsgen_core.insights.sqlkit import Ranges, subset_cursor
+from dsgen_core.query.ast import Node
 from dsgen_core.search.engine import VersionEngine
 
 Tables = dict[str, pl.DataFrame]
@@ -107,9 +108,9 @@ def reads_curation(name: str, where_sql: str) -> bool:
 
 
 def run(engine: VersionEngine, where: str, params: dict[str, object], name: str,
-        settings: InsightSettings) -> Tables:
-    """Compute one insight over the images matching `where` (a compiled DSL query) in `engine`."""
-    with subset_cursor(engine, where, params) as cur:
+        settings: InsightSettings, ast: Node | None = None) -> Tables:
+    """Compute one insight over the images matching `where` (a compiled DSL query, and its `ast`) in `engine`."""
+    with subset_cursor(engine, where, params, ast) as cur:
         return run_on(cur, engine, name, settings)
 
 

@@ -47,7 +47,7 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     hit = cache.get(app.catalog, engine.version_id, key)
     if hit is not None:
         return hit, True
-    tables = registry.run(engine, compiled.where, compiled.params, name, settings)
+    tables = registry.run(engine, compiled.where, compiled.params, name, settings, compiled.ast)
     cache.put(app.catalog, engine.version_id, key, name, seq, tables,
               persist=(not query.strip()) if persist is None else persist)
     return tables, False
@@ -69,7 +69,7 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     if all(h is not None for h in hits):
         return [(h, True) for h in hits if h is not None]
     with ExitStack() as stack:
-        cursors = [stack.enter_context(subset_cursor(engine, c.where, c.params))
+        cursors = [stack.enter_context(subset_cursor(engine, c.where, c.params, c.ast))
                    for (_, engine, _), c in zip(engines, compiled, strict=True)]
         ranges = merge_ranges(registry.ranges_on(cur, engine, name, settings)
                               for (_, engine, _), cur in zip(engines, cursors, strict=True))

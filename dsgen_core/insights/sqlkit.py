@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from dsgen_core.query.ast import MatchAll, Node
 from dsgen_core.search.engine import VersionEngine, used_params
+from dsgen_core.search.masks import MaskEvaluator
 
 Ranges = dict[str, tuple[float, float]]  # measure → (min, max) of its binned values (of log10 for log measures)
 HIST_SCHEMA = {"measure": pl.String, "group": pl.String, "bin": pl.Int32, "bin_start": pl.Float64,
@@ -21,18 +24,28 @@ HIST_SCHEMA = {"measure": pl.String, "group": pl.String, "bin": pl.Int32, "bin_s
 
 
 @contextmanager
-def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object]) -> Iterator[duckdb.DuckDBPyConnection]:
+def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object],
+                  ast: Node | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private connection on the engine's database with temp table `sel` (the subset's images):
-    temp tables are per connection, so parallel requests never see each other's subset."""
+    temp tables are per connection, so parallel requests never see each other's subset. With the
+    query's `ast`, the subset is found by the search engine's arrays and picked by position (images
+    are stored in position order), instead of running `where`."""
     cur = engine.cursor().cursor()
     # the engine's per-class count columns (c_<category id>) come along: class statistics read them
     counts = ", COLUMNS('^c_[0-9]+$')" if engine.schema.count_columns and engine.schema.by_name else ""
-    # the whole version (no filter): a view of the images, nothing copied
-    kind = "VIEW" if where.strip().strip("()").strip() == "TRUE" else "TABLE"
+    columns = f"i.image_id, i.pos, i.width, i.height, i.size_bytes, i.num_annotations{counts}"
+    whole = where.strip().strip("()").strip() == "TRUE" or isinstance(ast, MatchAll)
     try:
-        cur.execute(f"CREATE TEMP {kind} sel AS SELECT i.image_id, i.pos, i.width, i.height, i.size_bytes, "  # noqa: S608
-                    f"i.num_annotations{counts} FROM images i WHERE {where}",
-                    used_params(where, params))
+        if whole:  # the whole version: a view of the images, nothing copied
+            cur.execute(f"CREATE TEMP VIEW sel AS SELECT {columns} FROM images i")  # noqa: S608 - fixed SQL
+        elif ast is not None:
+            cur.register("sel_keep", pa.table({"keep": MaskEvaluator(engine).mask(ast)}))
+            cur.execute(f"CREATE TEMP TABLE sel AS SELECT {columns} FROM images i POSITIONAL JOIN sel_keep k "  # noqa: S608
+                        "WHERE k.keep")
+            cur.unregister("sel_keep")
+        else:
+            cur.execute(f"CREATE TEMP TABLE sel AS SELECT {columns} FROM images i WHERE {where}",  # noqa: S608
+                        used_params(where, params))
         yield cur
     finally:
         cur.close()
