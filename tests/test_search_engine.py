@@ -171,3 +171,30 @@ def test_array_path_combinations_answer_as_the_sql_path(curated, admin):
         assert (page.total, page.image_ids) == want, query
 
     check()
+
+
+def test_array_path_survives_the_fuzz_vocabulary(curated, admin):
+    """The fuzz test's token soup, through the engine: every query either is refused with a QueryError or
+    gives the SQL path's answer (never a crash in the evaluator)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from test_query_fuzz import VOCAB
+
+    from dsgen_core.search import service
+
+    cur, vid = curated
+    engine = cur._engine(admin, vid)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(st.tuples(st.sampled_from(VOCAB), st.sampled_from(["", "", " "])), max_size=14))
+    def check(parts: list[tuple[str, str]]) -> None:
+        query = "".join(token + sep for token, sep in parts)
+        try:
+            want = sql_page(engine, query, "file_name", False, 5, 0)
+        except QueryError:
+            return
+        engine.forget()
+        page = service.search_page(engine, query, "file_name", False, limit=5, offset=0)
+        assert (page.total, page.image_ids) == want, query
+
+    check()
