@@ -23,7 +23,7 @@ def curation_contingency(engine: VersionEngine, subset: np.ndarray, ids: list[in
     boolean mask over positions), each variable's `top` values by instances (ties by value), ordered
     tag first, then the keys as chosen (or by name), then value and category."""
     counts = engine.count_matrix(ids)
-    names = _category_names(engine, ids)
+    names = _category_names(engine, ids)  # (sorted distinct names, each count column's index among them)
     index = engine.curation
     parts = [_variable("tag", _tag_groups(index.tags, subset), counts, names, top)]
     meta = index.meta
@@ -68,8 +68,8 @@ def _value_groups(engine: VersionEngine, column: MetaColumn, subset: np.ndarray)
     return {text: np.concatenate(parts) for text, parts in out.items()}
 
 
-def _variable(variable: str, groups: dict[str, np.ndarray], counts: np.ndarray, names: list[str],
-              top: int) -> pl.DataFrame:
+def _variable(variable: str, groups: dict[str, np.ndarray], counts: np.ndarray,
+              names: tuple[list[str], np.ndarray], top: int) -> pl.DataFrame:
     if not groups:
         return pl.DataFrame(schema=SCHEMA)
     values = sorted(groups)
@@ -77,8 +77,7 @@ def _variable(variable: str, groups: dict[str, np.ndarray], counts: np.ndarray, 
     totals = sums.sum(axis=1)
     ranked = sorted((i for i in range(len(values)) if totals[i] > 0), key=lambda i: (-totals[i], values[i]))[:top]
     keep = sorted(ranked, key=lambda i: values[i])
-    by_name = sorted(set(names))
-    column_of = np.array([by_name.index(n) for n in names], dtype=np.int64)
+    by_name, column_of = names
     rows: dict[str, list] = {"variable": [], "value": [], "category": [], "instances": []}
     for i in keep:
         named = np.zeros(len(by_name), np.int64)
@@ -91,6 +90,8 @@ def _variable(variable: str, groups: dict[str, np.ndarray], counts: np.ndarray, 
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
-def _category_names(engine: VersionEngine, ids: list[int]) -> list[str]:
-    names = dict(engine.fetchall("SELECT category_id, name FROM categories"))
-    return [names[i] for i in ids]
+def _category_names(engine: VersionEngine, ids: list[int]) -> tuple[list[str], np.ndarray]:
+    """Ids sharing a name add up: the distinct names, sorted, and each id's index among them."""
+    name_of = dict(engine.fetchall("SELECT category_id, name FROM categories"))
+    by_name = sorted({name_of[i] for i in ids})
+    return by_name, np.array([by_name.index(name_of[i]) for i in ids], dtype=np.int64)

@@ -33,6 +33,16 @@ class MetaColumn:
         return cls(np.zeros(n, bool), np.full(n, NO_CODE, np.int32), np.full(n, np.nan), np.full(n, -1, np.int8), ())
 
 
+def locate(image_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each id's position in the sorted `image_ids`, and whether the id is there at all."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(image_ids):
+        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    pos = np.searchsorted(image_ids, ids)
+    pos[pos >= len(image_ids)] = 0
+    return pos, image_ids[pos] == ids
+
+
 class CurationIndex:
     """Per-tag sorted positions and per-key value columns, kept in step with the engine's mirror."""
 
@@ -44,12 +54,8 @@ class CurationIndex:
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Positions of known image ids (unknown ones are dropped: they cannot match any image)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if not len(self.image_ids):
-            return np.empty(0, np.int64)
-        pos = np.searchsorted(self.image_ids, ids)
-        pos[pos >= len(self.image_ids)] = 0
-        return pos[self.image_ids[pos] == ids]
+        pos, known = locate(self.image_ids, ids)
+        return pos[known]
 
     def tag_mask(self, tag: str) -> np.ndarray:
         mask = np.zeros(len(self.image_ids), bool)
@@ -110,10 +116,7 @@ class CurationIndex:
 
 
 def _updated(old: MetaColumn, rows: list[MetaRow], image_ids: np.ndarray) -> MetaColumn:
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    pos = np.searchsorted(image_ids, ids) if len(image_ids) else np.zeros(len(ids), np.int64)
-    pos[pos >= len(image_ids)] = 0
-    known = (image_ids[pos] == ids) if len(image_ids) else np.zeros(len(ids), bool)  # others cannot match
+    pos, known = locate(image_ids, np.array([r[0] for r in rows], dtype=np.int64))  # unknown ids cannot match
     present, codes, numbers, flags = old.present.copy(), old.codes.copy(), old.numbers.copy(), old.flags.copy()
     texts, code_of = list(old.texts), dict(old.code_of)
     for p, ok, (_, _, _, vs, vn, vb, deleted) in zip(pos.tolist(), known.tolist(), rows, strict=True):

@@ -23,7 +23,7 @@ import pyarrow as pa
 from dsgen_core.curation.store import ChangeSet, MetaRow, TagChange, fold_tags
 from dsgen_core.lake.views import scan_params, scan_sql
 from dsgen_core.search.compiler import EngineSchema, compiler_for
-from dsgen_core.search.curation_index import CurationIndex
+from dsgen_core.search.curation_index import CurationIndex, locate
 
 MAX_COUNT_COLUMNS = 256  # categories beyond this: counts come from the annotations table instead
 MAX_ATTR_COLUMNS = 32
@@ -54,7 +54,8 @@ class VersionEngine:
         self._local = threading.local()
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
         self._memo_lock = threading.Lock()
-        self._pending: list[tuple[list[TagChange], list[MetaRow], bool]] = []
+        # (tag ops, their folded state on the first sync, metadata rows, first sync)
+        self._pending: list[tuple[list[TagChange], dict[str, np.ndarray] | None, list[MetaRow], bool]] = []
         self._pending_lock = threading.Lock()
         self._columns: dict[str, np.ndarray] = {}
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
@@ -154,8 +155,9 @@ class VersionEngine:
     def _apply_rows(self, tags: list[TagChange], meta: list[MetaRow], initial: bool) -> None:
         """The arrays change now (searches read them); the DuckDB tables, which only facets, insights
         and SQL fallbacks read, catch up on their next use (`_flush`): a bulk edit pays one of the two."""
-        if initial and tags:
-            self.curation.set_tags(fold_tags(tags))
+        state = fold_tags(tags) if initial and tags else None  # the first sync: the whole tag state
+        if state is not None:
+            self.curation.set_tags(state)
         elif tags:
             self.curation.apply_tags(tags)
         if meta:
@@ -163,7 +165,7 @@ class VersionEngine:
             self.metadata_keys = sorted(self.curation.meta)
         if tags or meta:
             with self._pending_lock:
-                self._pending.append((tags, meta, initial))
+                self._pending.append((tags, state, meta, initial))
 
     def _flush(self) -> None:
         """Write the curation changes not yet in the DuckDB mirror, in sequence order."""
@@ -173,16 +175,15 @@ class VersionEngine:
                 return
             cur = self._db.cursor()
             try:
-                for tags, meta, initial in pending:
-                    self._write_rows(cur, tags, meta, initial)
+                for tags, state, meta, initial in pending:
+                    self._write_rows(cur, tags, state, meta, initial)
             finally:
                 cur.close()
 
-    def _write_rows(self, cur: duckdb.DuckDBPyConnection, tags: list[TagChange], meta: list[MetaRow],
-                    initial: bool) -> None:
+    def _write_rows(self, cur: duckdb.DuckDBPyConnection, tags: list[TagChange],
+                    state: dict[str, np.ndarray] | None, meta: list[MetaRow], initial: bool) -> None:
         vid = int(self.version_id)
-        if initial and tags:
-            state = fold_tags(tags)
+        if state is not None:
             ids = np.concatenate(list(state.values())) if state else np.empty(0, np.int64)
             names = np.repeat(np.array(list(state), dtype=object), [len(v) for v in state.values()])
             cur.register("chg_tags", pa.table({"image_id": ids, "tag": pa.array(names, pa.string())}))
@@ -225,9 +226,8 @@ class VersionEngine:
 
     def unknown_ids(self, ids: np.ndarray) -> np.ndarray:
         """The given ids (sorted) that are not images of the version."""
-        pos = np.searchsorted(self.image_ids, ids)
-        pos[pos >= len(self.image_ids)] = 0
-        return ids[self.image_ids[pos] != ids] if len(self.image_ids) else ids
+        _, known = locate(self.image_ids, ids)
+        return ids[~known]
 
     # -- querying -----------------------------------------------------------------------------
     def forget(self) -> None:
