@@ -41,7 +41,7 @@ class _JobBar:
 
     def __call__(self, stage: str, processed: int, total: int) -> None:
         if stage != self.stage:
-            self.close()
+            self.close(complete=True)  # a job leaves a stage once it is done (polling may not have seen the end)
             self.stage = stage
             if not total:
                 print(f"{stage} ...", file=sys.stderr, flush=True)
@@ -53,8 +53,11 @@ class _JobBar:
             self.bar.n = processed
             self.bar.refresh()
 
-    def close(self) -> None:
+    def close(self, complete: bool = False) -> None:
         if self.bar is not None:
+            if complete and self.bar.total:
+                self.bar.n = self.bar.total
+                self.bar.refresh()
             self.bar.close()
             self.bar = None
 
@@ -73,9 +76,10 @@ def follow_job(api, actor, job_id: int, run_here: bool | None = None):  # noqa: 
             return info
         while True:
             info = api.get_job(actor, job_id)
-            bar(info.stage, info.processed, info.total)
-            if info.finished:
+            if info.finished:  # its last stage ("done") says nothing the caller's summary will not
+                bar.close(complete=info.status == "SUCCEEDED")
                 return info
+            bar(info.stage or "queued: waiting for a worker", info.processed, info.total)
             time.sleep(0.3)
     finally:
         bar.close()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,28 @@ def test_import_wait_list_and_export(dsgen_env, tmp_path):
     assert len(json.loads(out.read_text())["annotations"]) == 6
     table = dsgen("datasets", "list", check=True).stdout
     assert "cli" in table and "READY" in table
+
+
+def test_wait_follows_a_running_worker(api, tmp_path):
+    """With a worker up, --wait follows the job's stages: a queued job says so, and no stage line is blank or
+    the terminal "done"."""
+    worker = subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "worker"], cwd=ROOT, env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while api.live_workers() == 0 and time.monotonic() < deadline:  # the worker registers itself first
+            time.sleep(0.1)
+        z = zip_folder(simple_export(tmp_path / "exp", n=3), tmp_path / "exp.zip")
+        proc = dsgen("import", str(z), "--group", "w", "--wait", check=True)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert "READY: w/train v1.0.0: 3 images" in proc.stdout
+    assert "no worker running" not in proc.stderr
+    lines = [line.strip() for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert "..." not in lines and "done ..." not in lines, proc.stderr
+    bars = [line for line in lines if "img/s" in line or "img]" in line]
+    assert not bars or "3/3" in bars[-1], proc.stderr  # a finished stage's bar ends full
 
 
 def test_failed_import_exits_nonzero_with_report(dsgen_env, tmp_path):
