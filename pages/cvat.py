@@ -12,7 +12,7 @@ import streamlit as st
 
 from dsgen_core.cvat_sync.records import ExportRequest
 from pages._common import badge as _badge
-from pages._common import call, current_actor, fmt_time, run_caption
+from pages._common import call, current_actor, fmt_time, get_api, run_caption
 
 FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
 PREVIEW_KEY = "cvat_preview"  # the last PullPreview
@@ -96,7 +96,7 @@ with tab_export:
         st.markdown(f"**Export #{e.id}** · {badge(e.status)}")
         if job and not job.finished:
             st.progress(job.fraction, text=f"{job.stage} ({job.processed}/{job.total})" if job.total else job.stage)
-            if not call("live_workers") and job.status == "QUEUED":
+            if job.status == "QUEUED" and not get_api().live_workers():
                 st.warning("No worker is running: start one with `dsgen worker`.")
         if e.status == "DONE":
             for t in e.tasks:
@@ -114,13 +114,20 @@ with tab_exports:
     if not exports:
         st.info("No exports yet.")
     else:
+        names = {v.id: f"{g.name} / {v.split} v{v.version}" for g in groups or [] for v in g.versions}
         st.dataframe(pd.DataFrame([{
-            "id": e.id, "status": badge(e.status), "version": e.version_id, "images": e.num_images,
-            "query": e.query, "project": e.project_name, "tasks": ", ".join(str(t.task_id) for t in e.tasks),
-            "links": " ".join(e.links), "created": fmt_time(e.created_at), "error": e.error or "",
-        } for e in exports]), hide_index=True, column_config={"links": st.column_config.LinkColumn("links")})
-        pick = st.selectbox("Export", [e.id for e in exports], format_func=lambda i: f"#{i}")
-        chosen = next(e for e in exports if e.id == pick)
+            "id": e.id, "status": badge(e.status), "version": names.get(e.version_id, f"#{e.version_id}"),
+            "images": e.num_images, "query": e.query or "(all images)", "project": e.project_name,
+            "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id),
+            "first task": e.links[0] if e.links else None, "created": fmt_time(e.created_at),
+            "error": e.error or "",
+        } for e in exports]), hide_index=True, column_config={"first task": st.column_config.LinkColumn(
+            "first task", display_text=r".*/tasks/(\d+)\D*$")})
+        by_id = {e.id: e for e in exports}
+        pick = st.selectbox("Export", list(by_id), format_func=lambda i: (
+            f"#{i} · {by_id[i].tasks[0].name if by_id[i].tasks else ''} · {by_id[i].query or '(all images)'} · "
+            f"{by_id[i].status}"))
+        chosen = by_id[pick]
         for t in chosen.tasks:
             st.markdown(f"- part {t.part + 1}: {t.name} · {t.state} · " + (f"[task #{t.task_id}]({t.url})"
                                                                          if t.url else "not created yet"))

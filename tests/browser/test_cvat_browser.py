@@ -28,6 +28,7 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     shot(page, "cvat_export_form")
     act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
     page.get_by_text("queued: 12 images in 1 task(s)").wait_for()
+    assert page.get_by_text("Unexpected error").count() == 0  # following a queued job is no error
     link = page.get_by_role("link", name="street-relabel (#1)")
     link.wait_for(timeout=60_000)
     assert link.get_attribute("href") == f"{fake.url}/tasks/1"
@@ -43,4 +44,7 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     act(page, lambda: page.get_by_role("button", name="Create new version of street / train").click(), timeout=60)
     page.get_by_text("v1.1.0 is READY").wait_for(timeout=60_000)
     page.get_by_role("tab", name="Exports", exact=True).click()
+    picker = page.get_by_role("combobox", name="Export", exact=True)
+    assert picker.input_value() == "#1 · street-relabel · width>0 · DONE"  # the picker names each export
+    assert page.get_by_role("link", name="task #1").get_attribute("href") == f"{fake.url}/tasks/1"
     shot(page, "cvat_exports_list")
