@@ -14,10 +14,17 @@ import streamlit as st
 
 from dsgen_core.facade_insights import frame_csv
 from dsgen_core.insights import BASIC, Subset
+from pages._charts import (
+    COUNT_FORMAT,
+    PICK,
+    SMALL_HEIGHT,
+    bar,
+    fit,
+    heat,
+    hist_frame,
+    tooltip_columns,
+)
 from pages._common import FAILED, call, get_api, run_caption
-
-PICK = "pick"
-SMALL_HEIGHT = 260
 
 
 def versions() -> dict[int, str]:
@@ -82,68 +89,6 @@ def controls(labels: dict[int, str]) -> tuple[list[Subset], list[str], dict[str,
 # ----- charts ----------------------------------------------------------------------------------
 
 
-LABEL_LIMIT = 140  # px: longer axis labels end in an ellipsis (the tooltip has the full text)
-
-
-def fit(chart: alt.Chart, height: int) -> alt.Chart:
-    """As wide as the column (only the width fits: `height` stays the plot's, legends and labels come on top)."""
-    return chart.properties(width="container", height=height,
-                            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
-
-
-def _tooltip(frame: pl.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in ("_row", "_order", "last")]
-
-
-def bar(frame: pl.DataFrame, x: str, y: str, compare: bool, horizontal: bool = False,
-        sort: bool = True) -> alt.Chart:
-    """A clickable bar chart as wide as its column; in comparison mode bars of the subsets stand side by side.
-
-    Unsorted charts keep the frame's `_order` (histogram bins), so bars of two subsets line up bin by bin."""
-    pick = alt.selection_point(name=PICK, fields=["_row"])
-    enc: dict[str, Any] = {
-        "color": alt.Color("subset:N", legend=alt.Legend(orient="top", labelLimit=LABEL_LIMIT)) if compare
-        else alt.value("#4c78a8"),
-        "opacity": alt.condition(pick, alt.value(1.0), alt.value(0.55)),
-        "tooltip": _tooltip(frame),
-    }
-    if sort:
-        order: Any = "-x" if horizontal else "-y"
-    else:
-        order = alt.EncodingSortField(field="_order", op="min") if "_order" in frame.columns else None
-    axis = alt.Axis(labelLimit=LABEL_LIMIT) if horizontal else alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT,
-                                                                         labelOverlap=True)
-    cat = alt.Y(f"{x}:N", sort=order, title=x, axis=axis) if horizontal else alt.X(f"{x}:N", sort=order, title=x,
-                                                                                     axis=axis)
-    val = alt.X(f"{y}:Q", title=y) if horizontal else alt.Y(f"{y}:Q", title=y)
-    if compare:
-        enc["yOffset" if horizontal else "xOffset"] = "subset:N"
-    chart = alt.Chart(frame.to_pandas()).mark_bar().encode(cat, val, **enc).add_params(pick)
-    height = max(SMALL_HEIGHT, 22 * frame[x].n_unique() * (2 if compare else 1)) if horizontal else SMALL_HEIGHT
-    return fit(chart, min(height, 900))
-
-
-def heat(frame: pl.DataFrame, x: str, y: str, value: str) -> alt.Chart:
-    """A clickable heatmap as wide as its column, a row of cells ~18 px high; long labels are cut."""
-    pick = alt.selection_point(name=PICK, fields=["_row"])
-    rows_ = frame[y].n_unique() if frame.height else 1
-    return fit(alt.Chart(frame.to_pandas()).mark_rect().encode(
-        alt.X(f"{x}:O", axis=alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT, labelOverlap=True)),
-        alt.Y(f"{y}:O", axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-        alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="top", format="~g")),
-        stroke=alt.condition(pick, alt.value("black"), alt.value(None), empty=False),
-        tooltip=_tooltip(frame),
-    ).add_params(pick), min(700, max(SMALL_HEIGHT, 22 * rows_)))
-
-
-def hist_frame(frame: pl.DataFrame, key: str | None = None) -> pl.DataFrame:
-    """Histogram rows with a short `range` label (built in Python: polars 2.1 panicked on a filtered frame) and
-    `_order`, the rank of (key, bin): the x order of the bars, the same bin of every subset at the same place."""
-    labels = [f"{a:.3g}–{b:.3g}" for a, b in zip(frame["bin_start"].to_list(), frame["bin_end"].to_list(), strict=True)]
-    order = pl.struct([key, "bin"] if key else ["bin"]).rank("dense").cast(pl.Int64)
-    return frame.with_columns(pl.Series("range", labels, dtype=pl.String), order.alias("_order"))
-
-
 def show(key: str, chart: alt.Chart, frame: pl.DataFrame, insight: str, table: str,
          subsets: dict[str, Subset]) -> None:
     """Draw a chart; a clicked mark turns into an Explore link for its row."""
@@ -195,9 +140,10 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
     def draw(table: str, chart: alt.Chart, part: str = "") -> None:
         show(f"{key}:{table}" + (f":{part}" if part else ""), chart, t[table], name, table, subsets)
 
-    def draw_heat(table: str, x: str, y: str, value: str, title: str = "") -> None:
+    def draw_heat(table: str, x: str, y: str, value: str, title: str = "", x_order: list[str] | None = None) -> None:
         per_subset(t[table], compare, wide, lambda part, label: draw(
-            table, heat(part, x, y, value).properties(title=" · ".join(p for p in (title, label) if p)), label))
+            table, heat(part, x, y, value, x_order).properties(title=" · ".join(p for p in (title, label) if p)),
+            label))
 
     def halves() -> tuple[Any, Any]:
         return st.columns(2) if wide else (st.container(), st.container())
@@ -235,7 +181,7 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
         aspect = alt.Chart(t["aspect"].to_pandas()).mark_bar().encode(
             alt.X("aspect:O", axis=alt.Axis(labelAngle=-40, labelOverlap=True)), alt.Y("images:Q"),
             color=alt.Color("subset:N", legend=alt.Legend(orient="top")) if compare else alt.value("#4c78a8"),
-            **({"xOffset": "subset:N"} if compare else {}), tooltip=_tooltip(t["aspect"]))
+            **({"xOffset": "subset:N"} if compare else {}), tooltip=tooltip_columns(t["aspect"]))
         st.altair_chart(fit(aspect, SMALL_HEIGHT).properties(title="aspect ratio (w/h)"), width="stretch")
         if t["file_size"].height:
             t["file_size"] = hist_frame(t["file_size"])
@@ -244,10 +190,11 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
         per_image = t["per_image"].with_columns(pl.col("boxes").alias("_order"))
         t["per_image"] = per_image
         draw("per_image", bar(per_image, "boxes", "images", compare, sort=False).properties(title="boxes per image"))
-        sizes = result.tables["sizes"].unpivot(index=["subset", "category"], on=["small", "medium", "large"],
+        buckets = ["small", "medium", "large"]
+        sizes = result.tables["sizes"].unpivot(index=["subset", "category"], on=buckets,
                                                variable_name="bucket", value_name="instances").with_row_index("_row")
         t["sizes"] = sizes
-        draw_heat("sizes", "bucket", "category", "instances", "COCO size buckets")
+        draw_heat("sizes", "bucket", "category", "instances", "COCO size buckets", x_order=buckets)
         c1, c2 = st.columns(2)
         measure = c1.selectbox("Box measure", ["width", "height", "area", "aspect"], key=f"{key}:measure")
         cats = sorted(t["shape"]["category"].unique().to_list())
@@ -260,8 +207,8 @@ def render(result, subsets: dict[str, Subset], key: str, wide: bool = True) -> N
         def centres(part: pl.DataFrame, label: str) -> None:
             chart = alt.Chart(part.to_pandas()).mark_rect().encode(
                 alt.X("gx:O", title="centre x (grid cell)"), alt.Y("gy:O", title="centre y"),
-                alt.Color("instances:Q", scale=alt.Scale(scheme="greens"), legend=alt.Legend(orient="top", format="~g")),
-                tooltip=_tooltip(part))
+                alt.Color("instances:Q", scale=alt.Scale(scheme="greens"), legend=alt.Legend(orient="top", format=COUNT_FORMAT)),
+                tooltip=tooltip_columns(part))
             title = " · ".join(p for p in ("object centres", label) if p)
             st.altair_chart(fit(chart, SMALL_HEIGHT).properties(title=title), width="stretch")
 
