@@ -82,6 +82,8 @@ def _apply_url(versions: dict[int, str]) -> None:
         vid = None
     if vid in versions:
         st.session_state["ex_v"] = vid
+    elif "v" in url:
+        st.warning(f"Version {url['v']!r} of the link is not a READY version you can read; showing another one.")
     st.session_state["ex_q"] = url.get("q", "")
     if "sort" in url:
         st.session_state["ex_sort"] = url["sort"]

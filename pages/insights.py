@@ -66,6 +66,8 @@ def controls(labels: dict[int, str]) -> tuple[list[Subset], list[str], dict[str,
         if int(qp_version) in labels:
             st.session_state["ins_version"] = int(qp_version)
             st.session_state["ins_query"] = st.query_params.get("q", "")
+        else:
+            st.warning(f"Version {qp_version} of the link is not a READY version you can read; showing another one.")
     ids = list(labels)
     c1, c2 = st.columns([2, 3])
     vid = c1.selectbox("Version", ids, format_func=labels.get, key="ins_version")

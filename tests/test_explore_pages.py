@@ -100,3 +100,9 @@ def test_select_all_asks_confirmation_above_limit(version_id, monkeypatch):
     next(b for b in at.button if b.key == "ex_confirm").click().run()
     assert not at.exception
     assert any("30 images" in str(s.value) for s in at.success)
+
+
+def test_link_to_an_unknown_version_says_so(version_id):
+    at = open_explore(v="99999", q="boxes>3")
+    assert any("99999" in str(w.value) and "not a READY version" in str(w.value) for w in at.warning)
+    assert at.query_params["v"] == str(version_id)  # the page shows the version it fell back to

@@ -83,3 +83,8 @@ def test_report_command_writes_stable_csv(version, tmp_path, capsys):
     assert sql.read_text().splitlines() == ['"image_id"', "1", "2"]
     assert main(["report", str(version), "--insight", "nope", "--out", str(sql)]) == 1
     assert "unknown insight" in capsys.readouterr().err
+
+
+def test_insights_link_to_an_unknown_version_says_so(version):
+    at = open_page(INSIGHTS, version="99999")
+    assert any("99999" in str(w.value) and "not a READY version" in str(w.value) for w in at.warning)
