@@ -130,7 +130,9 @@ def page() -> None:
         st.markdown(f":gray[Content hash]  \n`{v.content_hash or '—'}`")
         st.markdown(f":gray[Source]  \n`{v.source_uri or '—'}`")
         if v.parents:
-            st.markdown(":gray[Parents]  \n" + ", ".join(f"#{p}" for p in v.parents))
+            names = {x.id: f"{grp.name} / {x.split} v{x.version}" for grp in groups for x in grp.versions}
+            st.markdown(":gray[Parents]  \n" + ", ".join(
+                f"[{names[p]} (#{p})](/dataset?version={p})" if p in names else f"#{p}" for p in v.parents))
 
     # ----- versions of the group -------------------------------------------------------------
     st.subheader("Versions of the group")

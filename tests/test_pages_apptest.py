@@ -267,3 +267,16 @@ assert make_thumbnails(pairs, workers=2) == 4
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not canary.exists(), "a process-pool child ran app.py"
+
+
+def test_dataset_page_links_parents_by_name(imported, api, small_zip):
+    from dsgen_core.catalog.models import LineageEdge
+
+    actor = api.default_actor
+    started = api.start_import(actor, ImportRequest(path=str(small_zip), group="street", split="val"))
+    assert api.run_job_here(actor, started.job_id).status == "SUCCEEDED"
+    with api.app.catalog.session() as s:  # as a pull-back or a pipeline records it
+        s.add(LineageEdge(parent_version_id=imported.id, child_version_id=started.version_id, kind="cvat_pull"))
+    at = run_page(DATASET, version=str(started.version_id))
+    assert not at.exception
+    assert f"[street / train v1.0.0 (#{imported.id})](/dataset?version={imported.id})" in all_markdown(at)
