@@ -153,8 +153,9 @@ with tab_pull:
     preview = st.session_state.get(PREVIEW_KEY)
     if preview:
         d = preview.diff
-        st.subheader(f"Diff of task(s) {', '.join(map(str, preview.task_ids))} against version #"
-                     f"{preview.source_version_id}")
+        source = {v.id: f"{g.name} / {v.split} v{v.version} (#{v.id})" for g in groups for v in g.versions}.get(
+            preview.source_version_id, f"version #{preview.source_version_id}")
+        st.subheader(f"Diff of task(s) {', '.join(map(str, preview.task_ids))} against {source}")
         cols = st.columns(6)
         for col, (label, value) in zip(cols, [("images changed", d.images_changed), ("added", d.added),
                                               ("removed", d.removed), ("moved", d.moved),
