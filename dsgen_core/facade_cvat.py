@@ -11,6 +11,7 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -71,6 +72,22 @@ def task_id_of(ref: int | str) -> int:
     return int(m.group(1))
 
 
+def _share_root(share_root: str | None, cloud_storage_id: int | None) -> str | None:
+    """A connection's share folder: an existing absolute folder of this machine, stored resolved."""
+    if cloud_storage_id is not None and (not isinstance(cloud_storage_id, int) or cloud_storage_id < 1):
+        raise InvalidRequest(f"cloud storage id {cloud_storage_id!r}: expected CVAT's id of it, a whole number >= 1")
+    if not share_root:
+        if cloud_storage_id is not None:
+            raise InvalidRequest("a cloud storage needs the share folder too: the folder of this machine that holds "
+                                 "what the cloud storage holds, under the same relative paths")
+        return None
+    path = Path(share_root)
+    if not path.is_absolute() or not path.is_dir():
+        raise InvalidRequest(f"share folder {share_root!r}: expected an absolute path of an existing folder on the "
+                             "dsgen server")
+    return str(path.resolve())
+
+
 class CvatFacade:
     """Mixin for Dsgen: needs `self.app`, `self._load_version`, `self._load_group`."""
 
@@ -80,9 +97,11 @@ class CvatFacade:
 
     # ----- connections ----------------------------------------------------------------------
     def add_cvat_connection(self, actor: Actor, name: str, url: str, *, secret: str, username: str = "",
-                            auth_kind: str = "login", org: str | None = None, check: bool = True) -> ConnectionInfo:
+                            auth_kind: str = "login", org: str | None = None, check: bool = True,
+                            share_root: str | None = None, cloud_storage_id: int | None = None) -> ConnectionInfo:
         """Save a CVAT server + credentials for this user; with `check`, log in first (clear errors for a
-        wrong URL, bad credentials or CVAT down)."""
+        wrong URL, bad credentials or CVAT down). `share_root`: the folder of this machine that CVAT mounts as
+        its share (or, with `cloud_storage_id`, that backs the cloud storage), for exports by reference."""
         permissions.require_login(actor)
         if not NAME_RE.match(name or ""):
             raise InvalidRequest(f"connection name {name!r}: use 1–100 letters, digits, spaces, '_', '-' or '.'")
@@ -94,6 +113,7 @@ class CvatFacade:
             raise InvalidRequest("a username is needed for a login or basic credentials")
         if not secret:
             raise InvalidRequest("a password or token is needed")
+        share_root = _share_root(share_root, cloud_storage_id)
         url = url.rstrip("/")
         if check:
             from dsgen_core.cvat_sync.connections import open_client
@@ -102,11 +122,14 @@ class CvatFacade:
         try:
             with self.app.catalog.session() as s:
                 c = CvatConnection(owner_id=actor.id, name=name, url=url, org=org or None, auth_kind=auth_kind,
-                                   username=username, secret=secret)
+                                   username=username, secret=secret, share_root=share_root,
+                                   cloud_storage_id=cloud_storage_id)
                 s.add(c)
                 s.flush()
                 s.add(AuditEntry(user_id=actor.id, action="cvat.connection.add", target_type="cvat_connection",
-                                 target_id=c.id, details={"name": name, "url": url, "auth": auth_kind}))
+                                 target_id=c.id, details={"name": name, "url": url, "auth": auth_kind,
+                                                          "share_root": share_root,
+                                                          "cloud_storage_id": cloud_storage_id}))
                 return connection_info(c)
         except IntegrityError:
             raise InvalidRequest(f"you already have a CVAT connection called {name!r}") from None
@@ -169,14 +192,18 @@ class CvatFacade:
             v = self._load_version(s, req.version_id, actor, "viewer")
             permissions.require_read(actor, v.group)
             conn = self._connection(s, actor, req.connection)
-            files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
-            names = frame_names([files[i] for i in ids])
+            if req.send_references:
+                names = self._share_references(engine, conn, ids)
+            else:
+                files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
+                names = frame_names([files[i] for i in ids])
             parts = split_parts(ids, req.max_images_per_task)
             e = CvatExport(
                 created_by=actor.id, version_id=v.id, connection_id=conn.id, server_url=conn.url,
                 query=req.query or "", curation_seq=seq, num_images=len(ids), project_name=req.project,
                 task_name=req.task_name, max_images_per_task=req.max_images_per_task, segment_size=req.segment_size,
                 image_quality=req.image_quality, preload_annotations=req.preload_annotations, status="QUEUED",
+                send_references=req.send_references,
             )
             s.add(e)
             s.flush()
@@ -188,13 +215,29 @@ class CvatFacade:
                 start += len(part)
             s.add(AuditEntry(user_id=actor.id, action="cvat.export.start", target_type="version", target_id=v.id,
                              details={"export_id": e.id, "server": conn.url, "query": req.query, "seq": seq,
-                                      "images": len(ids), "tasks": len(parts), "project": req.project}))
+                                      "images": len(ids), "tasks": len(parts), "project": req.project,
+                                      "references": req.send_references}))
             export_id = e.id
         job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id,
                                version_id=req.version_id)
         with self.app.catalog.session() as s:
             s.get(CvatExport, export_id).job_id = job_id
         return ExportStarted(export_id, job_id, len(ids), len(parts))
+
+    def _share_references(self, engine: Any, conn: CvatConnection, ids: list[int]) -> list[str]:
+        """Frame names of an export by reference: each image's path under the connection's share folder."""
+        from dsgen_core.cvat_sync.subset import share_references
+
+        if not conn.share_root:
+            raise InvalidRequest(f"CVAT connection {conn.name!r} has no share folder: add one to the connection "
+                                 "(the folder of this machine that CVAT mounts as its share) or send the images as "
+                                 "bytes")
+        uris = dict(engine.fetchall("SELECT image_id, uri FROM images"))
+        paths = [self.app.storage.local_path(uris[i]) if uris.get(i) else None for i in ids]
+        try:
+            return share_references(ids, paths, conn.share_root)
+        except ValueError as exc:
+            raise InvalidRequest(f"cannot send references over CVAT connection {conn.name!r}: {exc}") from None
 
     def resume_cvat_export(self, actor: Actor, export_id: int) -> ExportStarted:
         """Run a failed or cancelled export again: created tasks are continued, never created twice."""

@@ -29,6 +29,10 @@ class CvatConnection(Base):
     username: Mapped[str] = mapped_column(String(200), default="")
     secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The folder of this machine that CVAT sees as its share root (or, with cloud_storage_id, as the root of
+    # that cloud storage): exports of images stored under it may send file references instead of bytes.
+    share_root: Mapped[str | None] = mapped_column(String(1000))
+    cloud_storage_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class CvatExport(Base):
@@ -50,6 +54,7 @@ class CvatExport(Base):
     segment_size: Mapped[int] = mapped_column(Integer)
     image_quality: Mapped[int] = mapped_column(Integer)
     preload_annotations: Mapped[bool] = mapped_column(Boolean, default=True)
+    send_references: Mapped[bool] = mapped_column(Boolean, default=False)  # server_files, not bytes
     labels: Mapped[list[str] | None] = mapped_column(JSONType)  # project label names in CVAT's order
     status: Mapped[str] = mapped_column(String(16), default="QUEUED")  # QUEUED|RUNNING|DONE|FAILED|CANCELLED
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))

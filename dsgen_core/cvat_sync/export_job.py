@@ -135,7 +135,8 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
         for n, (k, t) in enumerate(todo):
             label = f" (task {k + 1}/{len(tasks)})" if len(tasks) > 1 else ""
             if t.state in ("created", "uploading"):
-                send_images(app, ctx, client, t, image_paths(app.storage, sub, t.image_ids), e.image_quality, label)
+                paths = None if e.send_references else image_paths(app.storage, sub, t.image_ids)
+                send_images(app, ctx, client, t, paths, e.image_quality, label, conn.cloud_storage_id)
             _raise_failed(running)
             coco = parts[t.id] if e.preload_annotations else None
             if background and n + 1 < len(todo):

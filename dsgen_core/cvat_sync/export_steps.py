@@ -71,9 +71,10 @@ def create_task(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportT
     t.task_id, t.url, t.state = task.id, task.url, "created"
 
 
-def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, paths: list[Path],
-                quality: int, label: str) -> None:
-    """Get the images to CVAT without waiting for it to build the task: leaves t "uploading" (rq_id) or "data"."""
+def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, paths: list[Path] | None,
+                quality: int, label: str, cloud_storage_id: int | None = None) -> None:
+    """Get the images to CVAT without waiting for it to build the task: leaves t "uploading" (rq_id) or "data".
+    Without `paths`, the task's frame names are paths under CVAT's share (or cloud storage): no bytes are sent."""
     from dsgen_core.cvat import CvatError, UploadFile
 
     n = len(t.image_ids)
@@ -97,6 +98,14 @@ def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportT
             ctx.log(f"earlier upload of task {t.task_id} did not finish ({type(exc).__name__}); sending again")
     set_task(app, t.id, state="uploading", rq_id=None)
     t.state, t.rq_id = "uploading", None
+    if paths is None:
+        ctx.stage(f"attaching images from CVAT's {'cloud storage' if cloud_storage_id else 'share'}{label}")
+        rq_id = client.attach_server_files(t.task_id, list(t.frame_names), image_quality=quality,
+                                           cloud_storage_id=cloud_storage_id, wait=False)
+        set_task(app, t.id, rq_id=rq_id)
+        t.rq_id = rq_id
+        ctx.log(f"task {t.task_id}: {n} images by reference (no bytes sent)")
+        return
     ctx.stage(f"uploading images{label}", n)
     files = [UploadFile(name, path) for name, path in zip(t.frame_names, paths, strict=True)]
     report = client.upload_images(t.task_id, files, image_quality=quality, wait=False,

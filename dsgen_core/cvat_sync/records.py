@@ -22,10 +22,15 @@ class ConnectionInfo:
     auth_kind: str
     username: str
     created_at: datetime
+    share_root: str | None = None  # this machine's folder CVAT sees as its share (or cloud storage) root
+    cloud_storage_id: int | None = None
 
     def __str__(self) -> str:
         who = f" as {self.username}" if self.username else ""
-        return f"{self.name} ({self.url}{who})"
+        where = f"; share {self.share_root}" if self.share_root else ""
+        if self.share_root and self.cloud_storage_id is not None:
+            where += f" = cloud storage {self.cloud_storage_id}"
+        return f"{self.name} ({self.url}{who}{where})"
 
 
 @dataclass
@@ -60,6 +65,7 @@ class ExportInfo:
     finished_at: datetime | None
     tasks: list[ExportTaskInfo] = field(default_factory=list)
     created_by: int | None = None
+    send_references: bool = False
 
     @property
     def links(self) -> list[str]:
@@ -79,6 +85,7 @@ class ExportRequest:
     segment_size: int = 100
     image_quality: int = 95
     preload_annotations: bool = True
+    send_references: bool = False  # CVAT reads the images from its share / cloud storage: no bytes sent
 
 
 @dataclass
@@ -99,7 +106,7 @@ class PullStarted:
 
 def connection_info(c: CvatConnection) -> ConnectionInfo:
     return ConnectionInfo(id=c.id, name=c.name, url=c.url, org=c.org, auth_kind=c.auth_kind, username=c.username,
-                          created_at=c.created_at)
+                          created_at=c.created_at, share_root=c.share_root, cloud_storage_id=c.cloud_storage_id)
 
 
 def export_info(e: CvatExport, tasks: list[CvatExportTask]) -> ExportInfo:
@@ -109,6 +116,7 @@ def export_info(e: CvatExport, tasks: list[CvatExportTask]) -> ExportInfo:
         max_images_per_task=e.max_images_per_task, segment_size=e.segment_size, image_quality=e.image_quality,
         preload_annotations=e.preload_annotations, status=e.status, job_id=e.job_id, error=e.error,
         created_at=e.created_at, finished_at=e.finished_at, created_by=e.created_by,
+        send_references=bool(e.send_references),
         tasks=[ExportTaskInfo(t.part, t.name, t.task_id, t.url, t.state, len(t.image_ids or []))
                for t in sorted(tasks, key=lambda t: t.part)],
     )

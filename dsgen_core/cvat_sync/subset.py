@@ -26,6 +26,35 @@ def frame_names(file_names: Sequence[str]) -> list[str]:
     return flat_names(list(file_names))
 
 
+def share_references(image_ids: Sequence[int], paths: Sequence[Path | None], share_root: str) -> list[str]:
+    """The images' paths relative to the folder CVAT sees as its share: they become `server_files` and the
+    frame names (CVAT names such frames by that relative path). ValueError naming the first images that are not
+    files under the share, or that are one file twice (CVAT would make one frame of both)."""
+    root = Path(share_root).resolve()
+    out: list[str] = []
+    outside: list[str] = []
+    first: dict[str, int] = {}
+    for image_id, path in zip(image_ids, paths, strict=True):
+        if path is None:
+            outside.append(f"image {image_id} (no local file)")
+            continue
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            outside.append(f"image {image_id} ({path})")
+            continue
+        if rel in first:
+            raise ValueError(f"images {first[rel]} and {image_id} are the same file {rel!r} under the share: "
+                             "CVAT would make one frame of both; send the images as bytes instead")
+        first[rel] = image_id
+        out.append(rel)
+    if outside:
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        raise ValueError(f"{len(outside)} image(s) are not stored under the share folder {root}: "
+                         f"{', '.join(outside[:5])}{more}; send them as bytes instead")
+    return out
+
+
 def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTables:
     """The images of `image_ids` and their annotations; every category is kept (they become the labels)."""
     ids = pa.array(list(image_ids), pa.int64())
