@@ -32,7 +32,8 @@ with tab_conn:
     conns = call("list_cvat_connections") or []
     if conns:
         st.dataframe(pd.DataFrame([{"name": c.name, "url": c.url, "user": c.username, "auth": c.auth_kind,
-                                    "organization": c.org or ""} for c in conns]), hide_index=True)
+                                    "organization": c.org or "", "share folder": c.share_root or "",
+                                    "cloud storage": c.cloud_storage_id} for c in conns]), hide_index=True)
     else:
         st.info("No CVAT connection yet: add one below. Secrets are stored in the catalog and never shown again.")
     with st.form("cvat_add_connection", clear_on_submit=True):
@@ -46,9 +47,18 @@ with tab_conn:
                                  "token (CVAT ≥ 2.48)")
         username = c4.text_input("CVAT username")
         secret = c5.text_input("Password or token", type="password")
-        org = st.text_input("Organization (optional)")
+        c6, c7, c8 = st.columns(3)
+        org = c6.text_input("Organization (optional)")
+        share_root = c7.text_input(
+            "Share folder (optional)", placeholder="/mnt/cvat_share",
+            help="The folder of this server that CVAT mounts as its share: exports of images stored under it can "
+                 "send file references instead of bytes.")
+        storage = c8.number_input("Cloud storage id (optional)", min_value=0, value=0,
+                                  help="With a share folder: the CVAT cloud storage holding the same files under the "
+                                       "same paths (0: none, use CVAT's share).")
         if st.form_submit_button("Save connection") and call(
-                "add_cvat_connection", name, url, secret=secret, username=username, auth_kind=kind, org=org or None):
+                "add_cvat_connection", name, url, secret=secret, username=username, auth_kind=kind, org=org or None,
+                share_root=share_root.strip() or None, cloud_storage_id=int(storage) or None):
             st.success(f"Saved connection {name!r}")
             st.rerun()
 
@@ -73,12 +83,19 @@ with tab_export:
             max_images = c4.number_input("Max images per task", min_value=1, max_value=100_000, value=1000)
             segment = c5.number_input("Segment size (frames per job)", min_value=1, max_value=100_000, value=100)
             quality = c6.number_input("Image quality", min_value=1, max_value=100, value=95)
-            preload = st.checkbox("Pre-load our annotations", value=True)
+            c7, c8 = st.columns(2)
+            preload = c7.checkbox("Pre-load our annotations", value=True)
+            shared = [c.name for c in conns if c.share_root]
+            references = c8.checkbox(
+                "Send file references, not bytes", value=False, disabled=not shared,
+                help="CVAT reads the images itself from its share (or cloud storage): for images stored under the "
+                     "connection's share folder" + (f" ({', '.join(shared)})" if shared else
+                                                    "; no connection has a share folder yet (tab Connections)"))
             if st.form_submit_button("Export to CVAT", type="primary"):
                 started = call("start_cvat_export", ExportRequest(
                     version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
                     query=query, max_images_per_task=int(max_images), segment_size=int(segment),
-                    image_quality=int(quality), preload_annotations=preload))
+                    image_quality=int(quality), preload_annotations=preload, send_references=references))
                 if started:
                     st.session_state[FOLLOW_KEY] = started.export_id
                     st.success(f"Export #{started.export_id} queued: {started.num_images} images in "
@@ -117,7 +134,7 @@ with tab_exports:
         names = {v.id: f"{g.name} / {v.split} v{v.version}" for g in groups or [] for v in g.versions}
         st.dataframe(pd.DataFrame([{
             "id": e.id, "status": badge(e.status), "version": names.get(e.version_id, f"#{e.version_id}"),
-            "images": e.num_images, "query": e.query or "(all images)", "project": e.project_name,
+            "images": e.num_images, "sent as": "references" if e.send_references else "bytes", "query": e.query or "(all images)", "project": e.project_name,
             "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id),
             "first task": e.links[0] if e.links else None, "created": fmt_time(e.created_at),
             "error": e.error or "",

@@ -209,3 +209,28 @@ def test_connections_are_per_user_and_tokens_stay_hidden(cli, capi, fake_cvat, s
     cli.fails("cvat", "pull", str(tid), "--into", "cars", "--yes", token=bob, match="error: ")  # viewer only
     cli.fails("cvat", "export", str(vid), "--connection", "mine", "--project", "p", "--task-name", "t",
               token="not-a-token", match="expired or was revoked")
+
+
+def test_export_by_reference_from_the_cli(cli, capi, make_fake, sample_export, tmp_path):  # noqa: F811
+    import shutil
+
+    from dsgen_core.api import ImportRequest
+
+    admin = capi.default_actor
+    nas = tmp_path / "nas"
+    shutil.copytree(sample_export, nas / "cam3")
+    started = capi.start_import(admin, ImportRequest(path=str(nas / "cam3"), group="nas", in_place=True))
+    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    fake = make_fake("2.72.0", share_root=nas)
+    cli.secrets.append(fake.password)
+    saved = cli.ok(
+        "cvat", "connect", "nas", fake.url, "--username", fake.username, "--share-root", str(nas),
+        env={"DSGEN_CVAT_SECRET": fake.password})
+    assert f"share {nas.resolve()}" in saved.stdout
+    cli.fails("cvat", "connect", "x", fake.url, "--username", "u", "--cloud-storage", "2",
+              env={"DSGEN_CVAT_SECRET": "s"}, match="a cloud storage needs the share folder too")
+    exported = cli.ok("cvat", "export", str(started.version_id), "--connection", "nas", "--project", "p",
+                      "--task-name", "by-ref", "--references")
+    assert "12 images in 1 task(s)" in exported.stdout
+    assert fake.tasks()[0]["size"] == 12 and fake.tasks()[0]["frames"][0].startswith("cam3/")
+    assert "12 images by reference" in cli.ok("cvat", "exports").stdout

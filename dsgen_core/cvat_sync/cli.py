@@ -22,7 +22,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     api, actor = _api_actor(args)
     secret = os.environ.get("DSGEN_CVAT_SECRET") or getpass.getpass("CVAT password or token: ")
     info = api.add_cvat_connection(actor, args.name, args.url, username=args.username or "", secret=secret,
-                                   auth_kind=args.auth, org=args.org, check=not args.no_check)
+                                   auth_kind=args.auth, org=args.org, check=not args.no_check,
+                                   share_root=args.share_root, cloud_storage_id=args.cloud_storage)
     print(f"saved CVAT connection {info}")
     return EXIT_OK
 
@@ -42,7 +43,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     conn: int | str = int(args.connection) if args.connection.isdigit() else args.connection
     req = ExportRequest(version_id=args.version, connection=conn, project=args.project, task_name=args.task_name,
                         query=args.query or "", max_images_per_task=args.max_images, segment_size=args.segment_size,
-                        image_quality=args.quality, preload_annotations=not args.no_annotations)
+                        image_quality=args.quality, preload_annotations=not args.no_annotations,
+                        send_references=args.references)
     started = api.start_cvat_export(actor, req)
     print(f"export {started.export_id} queued: job {started.job_id}, {started.num_images} images in "
           f"{started.num_tasks} task(s)")
@@ -66,7 +68,8 @@ def _finish_export(api: Any, actor: Any, started: Any, follow_job: Any, wait: bo
 def cmd_exports(args: argparse.Namespace) -> int:
     api, actor = _api_actor(args)
     for e in api.list_cvat_exports(actor):
-        print(f"{e.id:>4}  {e.status:<9} version {e.version_id}  {e.num_images} images  {e.server_url}  "
+        how = " by reference" if e.send_references else ""
+        print(f"{e.id:>4}  {e.status:<9} version {e.version_id}  {e.num_images} images{how}  {e.server_url}  "
               f"query={e.query!r}  tasks={[t.task_id for t in e.tasks]}" + (f"  error: {e.error}" if e.error else ""))
     return EXIT_OK
 
@@ -130,6 +133,10 @@ def add_cvat_commands(sub: Any) -> None:
     c.add_argument("--auth", default="login", choices=["login", "basic", "token", "pat"])
     c.add_argument("--org")
     c.add_argument("--no-check", action="store_true", help="save without logging in")
+    c.add_argument("--share-root", help="folder of this machine that CVAT mounts as its share: exports of images "
+                                        "under it can send references instead of bytes (`export --references`)")
+    c.add_argument("--cloud-storage", type=int, help="with --share-root: the id of the CVAT cloud storage that "
+                                                    "holds what that folder holds, under the same paths")
     c.set_defaults(func=cmd_connect)
     cv.add_parser("connections", help="your saved CVAT connections").set_defaults(func=cmd_connections)
     e = cv.add_parser("export", help="export a version (optionally filtered) as CVAT task(s)")
@@ -142,6 +149,9 @@ def add_cvat_commands(sub: Any) -> None:
     e.add_argument("--segment-size", type=int, default=100, help="frames per CVAT job")
     e.add_argument("--quality", type=int, default=95, help="CVAT image quality 1-100")
     e.add_argument("--no-annotations", action="store_true", help="do not pre-load our annotations")
+    e.add_argument("--references", action="store_true",
+                   help="send file references: CVAT reads the images from the connection's share folder or cloud "
+                        "storage (no image bytes are sent)")
     e.add_argument("--no-wait", dest="wait", action="store_false")
     e.set_defaults(func=cmd_export)
     cv.add_parser("exports", help="your CVAT exports with status and tasks").set_defaults(func=cmd_exports)

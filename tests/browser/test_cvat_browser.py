@@ -49,3 +49,36 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     assert picker.input_value() == "#1 · street-relabel · width>0 · DONE"  # the picker names each export
     assert page.get_by_role("link", name="task #1").get_attribute("href") == f"{fake.url}/tasks/1"
     shot(page, "cvat_exports_list")
+
+
+def test_export_by_reference_from_the_page(capi, make_fake, sample_export, ui, tmp_path):  # noqa: F811
+    """A connection with a share folder, an export that sends references: CVAT builds the task from its share."""
+    import shutil
+
+    from dsgen_core.api import ImportRequest
+
+    admin = capi.default_actor
+    nas = tmp_path / "nas"
+    shutil.copytree(sample_export, nas / "cam3")
+    started = capi.start_import(admin, ImportRequest(path=str(nas / "cam3"), group="nas", in_place=True))
+    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    fake = make_fake("2.72.0", share_root=nas)
+    page = ui
+    act(page, lambda: page.get_by_role("link", name="CVAT").first.click())
+    page.get_by_role("tab", name="Connections", exact=True).click()
+    page.get_by_label("CVAT URL", exact=True).fill(fake.url)
+    page.get_by_label("CVAT username", exact=True).fill(fake.username)
+    page.get_by_label("Password or token", exact=True).fill(fake.password)
+    page.get_by_label("Share folder (optional)", exact=True).fill(str(nas))
+    act(page, lambda: page.get_by_role("button", name="Save connection").click())
+    page.get_by_role("tab", name="Export", exact=True).click()
+    page.get_by_text("Send file references, not bytes").click()
+    page.get_by_label("Task name", exact=True).fill("nas-by-ref")
+    act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
+    link = page.get_by_role("link", name="nas-by-ref (#1)")
+    link.wait_for(timeout=60_000)
+    assert link.get_attribute("href") == f"{fake.url}/tasks/1"
+    task = fake.tasks()[0]
+    assert task["size"] == 12 and all(f.startswith("cam3/") for f in task["frames"])  # read from the share
+    wait_idle(page)
+    shot(page, "cvat_export_by_reference")
