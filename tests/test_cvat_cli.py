@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
 from cvat_fake.server import free_port
-from test_cvat_sync_support import capi, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, import_on_share, import_version, sample_export  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,15 +212,9 @@ def test_connections_are_per_user_and_tokens_stay_hidden(cli, capi, fake_cvat, s
 
 
 def test_export_by_reference_from_the_cli(cli, capi, make_fake, sample_export, tmp_path):  # noqa: F811
-    import shutil
-
-    from dsgen_core.api import ImportRequest
-
     admin = capi.default_actor
     nas = tmp_path / "nas"
-    shutil.copytree(sample_export, nas / "cam3")
-    started = capi.start_import(admin, ImportRequest(path=str(nas / "cam3"), group="nas", in_place=True))
-    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    vid = import_on_share(capi, admin, sample_export, nas)
     fake = make_fake("2.72.0", share_root=nas)
     cli.secrets.append(fake.password)
     saved = cli.ok(
@@ -229,7 +223,7 @@ def test_export_by_reference_from_the_cli(cli, capi, make_fake, sample_export, t
     assert f"share {nas.resolve()}" in saved.stdout
     cli.fails("cvat", "connect", "x", fake.url, "--username", "u", "--cloud-storage", "2",
               env={"DSGEN_CVAT_SECRET": "s"}, match="a cloud storage needs the share folder too")
-    exported = cli.ok("cvat", "export", str(started.version_id), "--connection", "nas", "--project", "p",
+    exported = cli.ok("cvat", "export", str(vid), "--connection", "nas", "--project", "p",
                       "--task-name", "by-ref", "--references")
     assert "12 images in 1 task(s)" in exported.stdout
     assert fake.tasks()[0]["size"] == 12 and fake.tasks()[0]["frames"][0].startswith("cam3/")

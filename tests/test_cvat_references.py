@@ -3,37 +3,24 @@ reads the files itself; the round trip stays lossless; images CVAT cannot see ar
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from cvat_fake.fixtures import make_fake  # noqa: F401
-from test_cvat_sync_support import capi, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, import_on_share, sample_export  # noqa: F401
 
-from dsgen_core.api import ImportRequest
 from dsgen_core.cvat_sync.records import ExportRequest
 from dsgen_core.errors import InvalidRequest
 from dsgen_core.lake.store import read_tables
 
 
-def _in_place(capi, admin, root, group="nas"):  # noqa: ANN001, F811
-    """A version registered in place from `root` (images stay where they are, as on a NAS)."""
-    started = capi.start_import(admin, ImportRequest(path=str(root), group=group, in_place=True))
-    info = capi.run_job_here(admin, started.job_id)
-    assert info.status == "SUCCEEDED", info.error
-    return started.version_id
-
-
 @pytest.fixture
-def nas(tmp_path, sample_export):  # noqa: F811
+def nas(tmp_path):
     """The share both sides see: dsgen under this folder, the fake CVAT as its share root."""
-    root = tmp_path / "nas"
-    shutil.copytree(sample_export, root / "cam3")
-    return root
+    return tmp_path / "nas"
 
 
-def test_export_by_reference_sends_no_bytes_and_round_trips(capi, make_fake, nas):  # noqa: F811
+def test_export_by_reference_sends_no_bytes_and_round_trips(capi, make_fake, nas, sample_export):  # noqa: F811
     admin = capi.default_actor
-    vid = _in_place(capi, admin, nas / "cam3")
+    vid = import_on_share(capi, admin, sample_export, nas)
     fake = make_fake("2.72.0", share_root=nas)
     conn = capi.add_cvat_connection(admin, "nas-cvat", fake.url, username=fake.username, secret=fake.password,
                                     share_root=str(nas))
@@ -62,11 +49,11 @@ def test_export_by_reference_sends_no_bytes_and_round_trips(capi, make_fake, nas
     assert preview.diff.images_matched == 12
 
 
-def test_references_need_a_share_and_images_under_it(capi, make_fake, nas, tmp_path):  # noqa: F811
+def test_references_need_a_share_and_images_under_it(capi, make_fake, nas, sample_export, tmp_path):  # noqa: F811
     admin = capi.default_actor
     fake = make_fake("2.72.0", share_root=nas)
     plain = capi.add_cvat_connection(admin, "plain", fake.url, username=fake.username, secret=fake.password)
-    vid = _in_place(capi, admin, nas / "cam3")
+    vid = import_on_share(capi, admin, sample_export, nas)
     with pytest.raises(InvalidRequest, match="has no share folder"):
         capi.start_cvat_export(admin, ExportRequest(version_id=vid, connection=plain.id, project="p", task_name="t",
                                                     send_references=True))
@@ -88,9 +75,9 @@ def test_references_need_a_share_and_images_under_it(capi, make_fake, nas, tmp_p
                                      check=False, **bad)
 
 
-def test_export_by_reference_from_a_cloud_storage(capi, make_fake, nas):  # noqa: F811
+def test_export_by_reference_from_a_cloud_storage(capi, make_fake, nas, sample_export):  # noqa: F811
     admin = capi.default_actor
-    vid = _in_place(capi, admin, nas / "cam3")
+    vid = import_on_share(capi, admin, sample_export, nas)
     fake = make_fake("2.72.0", cloud_storages={4: nas})
     conn = capi.add_cvat_connection(admin, "bucket", fake.url, username=fake.username, secret=fake.password,
                                     share_root=str(nas), cloud_storage_id=4)

@@ -3,6 +3,7 @@ imported dataset with real JPEGs, and a saved connection to a fake CVAT."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,12 @@ def import_version(api: CvatApi, actor, path: Path, group: str = "cars") -> int:
 
 def connect(api: CvatApi, actor, fake, name: str = "fake") -> int:  # noqa: ANN001
     return api.add_cvat_connection(actor, name, fake.url, username=fake.username, secret=fake.password).id
+
+
+def import_on_share(api: CvatApi, actor, sample: Path, share: Path, group: str = "nas") -> int:  # noqa: ANN001
+    """Copy the sample to `share/cam3` and register it there in place: a NAS that dsgen and CVAT both mount."""
+    shutil.copytree(sample, share / "cam3")
+    started = api.start_import(actor, ImportRequest(path=str(share / "cam3"), group=group, in_place=True))
+    info = api.run_job_here(actor, started.job_id)
+    assert info.status == "SUCCEEDED", info.error
+    return started.version_id

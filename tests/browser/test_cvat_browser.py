@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cvat_fake.fixtures import make_fake  # noqa: F401
-from test_cvat_sync_support import capi, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, import_on_share, import_version, sample_export  # noqa: F401
 from ui_helpers import act, shot, wait_idle
 
 
@@ -53,15 +53,9 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
 
 def test_export_by_reference_from_the_page(capi, make_fake, sample_export, ui, tmp_path):  # noqa: F811
     """A connection with a share folder, an export that sends references: CVAT builds the task from its share."""
-    import shutil
-
-    from dsgen_core.api import ImportRequest
-
     admin = capi.default_actor
     nas = tmp_path / "nas"
-    shutil.copytree(sample_export, nas / "cam3")
-    started = capi.start_import(admin, ImportRequest(path=str(nas / "cam3"), group="nas", in_place=True))
-    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    import_on_share(capi, admin, sample_export, nas)
     fake = make_fake("2.72.0", share_root=nas)
     page = ui
     act(page, lambda: page.get_by_role("link", name="CVAT").first.click())
