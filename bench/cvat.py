@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -29,7 +30,8 @@ def serve() -> None:
     """Child process: run a fake CVAT until stdin closes; print its address as one JSON line."""
     from cvat_fake import FakeCvat
 
-    with FakeCvat("2.72.0") as fake:
+    share = os.environ.get("DSGEN_BENCH_FAKE_SHARE")  # the folder CVAT sees as its share (exports by reference)
+    with FakeCvat("2.72.0", share_root=Path(share) if share else None) as fake:
         print(json.dumps({"url": fake.url, "username": fake.username, "password": fake.password}), flush=True)
         sys.stdin.read()
 

@@ -15,6 +15,8 @@ load of a shared machine drifts between rounds):
   that POST, waiting for CVAT to build the task, one plain POST of the same (pre-written) COCO file and
   waiting for CVAT to import it. Its waits are CVAT's own work, which no client can avoid; the export
   job / floor ratio is therefore our overhead over the protocol itself.
+* export by reference: the same images registered in place on a folder the fake sees as its share, exported
+  with `send_references` (CVAT reads the files itself; no image bytes are sent). Not the target's measure.
 
     python bench/cvat_export.py                 # 2,000 S-sized JPEGs, 3 rounds, 1 task and tasks of 1000
     python bench/cvat_export.py --split 0       # the single-task export only
@@ -47,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 RAW = "raw: one multipart POST (to 202)"
 FLOOR = "protocol floor: + plain annotation POST + wait"
 ONE = "dsgen export job, 1 task (end to end)"
+REF = "dsgen export job by reference, 1 task"
 
 
 def main() -> None:
@@ -100,13 +103,19 @@ def main() -> None:
     coco_file = write_part(sub, ids, names, home / "raw-coco.json")
 
     fake_tmp = args.fake_tmp or tempfile.gettempdir()
+    # the same files registered in place, on a folder the fake sees as its share: the export by reference
+    on_share = api.start_import(admin, ImportRequest(path=str(data), group="bench-share", in_place=True))
+    assert api.run_job_here(admin, on_share.job_id).status == "SUCCEEDED"
     child = subprocess.Popen([sys.executable, str(ROOT / "bench" / "cvat.py"), "--serve"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "TMPDIR": fake_tmp})
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "TMPDIR": fake_tmp, "DSGEN_BENCH_FAKE_SHARE": str(data)})
     rounds: list[dict[str, float]] = []
     try:
         info = json.loads(child.stdout.readline())  # type: ignore[union-attr]
         conn = api.add_cvat_connection(admin, "bench", info["url"], username=info["username"],
                                        secret=info["password"])
+        share_conn = api.add_cvat_connection(admin, "bench-share", info["url"], username=info["username"],
+                                             secret=info["password"], share_root=str(data))
         with api.app.catalog.session() as s:
             row = s.get(CvatConnection, conn.id)
         client = client_for(row)
@@ -138,7 +147,7 @@ def main() -> None:
             assert client.get_task(task.id).size == len(paths)
             return {RAW: send, "raw: one POST + wait for task": built, FLOOR: floor}
 
-        def export(i: int, per_task: int, key: str) -> dict[str, float]:
+        def export(i: int, per_task: int, key: str, by_reference: bool = False) -> dict[str, float]:
             stages: dict[str, float] = {}
             last: list[Any] = [time.perf_counter(), ""]
 
@@ -152,15 +161,17 @@ def main() -> None:
 
             t0 = time.perf_counter()
             ex = api.start_cvat_export(admin, ExportRequest(
-                version_id=started.version_id, connection=conn.id, project="bench", task_name=f"bench-{i}-{per_task}",
-                max_images_per_task=per_task, segment_size=500, image_quality=70))
+                version_id=(on_share if by_reference else started).version_id,
+                connection=(share_conn if by_reference else conn).id, project="bench",
+                task_name=f"bench-{i}-{per_task}{'-ref' if by_reference else ''}", max_images_per_task=per_task,
+                segment_size=500, image_quality=70, send_references=by_reference))
             last[0], last[1] = time.perf_counter(), "claiming the job"
             stages["  export stage: planning (start_cvat_export)"] = last[0] - t0
             job = api.run_job_here(admin, ex.job_id, on_progress=on_progress)
             end = time.perf_counter()
             on_progress("end", 0, 0)
             assert job.status == "SUCCEEDED", job.error
-            return {**(stages if per_task >= args.images else {}), key: end - t0}
+            return {**(stages if per_task >= args.images and not by_reference else {}), key: end - t0}
 
         def sequential(i: int) -> dict[str, float]:
             os.environ["DSGEN_CVAT_FINISHERS"] = "0"
@@ -169,7 +180,7 @@ def main() -> None:
             finally:
                 del os.environ["DSGEN_CVAT_FINISHERS"]
 
-        steps = [raw, lambda i: export(i, args.images, ONE)]
+        steps = [raw, lambda i: export(i, args.images, ONE), lambda i: export(i, args.images, REF, by_reference=True)]
         if 0 < args.split < args.images:
             steps.append(lambda i: export(i, args.split, split))
             if args.compare_sequential:
@@ -201,7 +212,7 @@ def main() -> None:
     print(f"raw POST per round: {raws[0]:.3f}-{raws[-1]:.3f} s")
     print(f"{'':52} {'seconds':>8} {'images/s':>9} {'MB/s':>7} {'vs raw POST':>12}")
     for label in (RAW, "raw: one POST + wait for task", FLOOR, *(k for k in rounds[0] if k.startswith("  ")),
-                  *(k for k in (ONE, split, seq) if k in rounds[0])):
+                  *(k for k in (ONE, split, seq, REF) if k in rounds[0])):
         secs = med(label)
         print(f"{label:52} {secs:8.3f} {n / secs:9.0f} {total / 1e6 / secs:7.1f} {secs / base:11.2f}x")
     print()
@@ -211,6 +222,9 @@ def main() -> None:
         print(f"{key.split(' (')[0]} / raw single POST = {ratio:.2f}x (target <= 1.5x): "
               f"{'OK' if ratio <= 1.5 else 'MISSED'}; per round (sorted) {', '.join(f'{x:.2f}x' for x in ratios)}, "
               f"median {statistics.median(ratios):.2f}x; vs protocol floor {med(key) / floor:.2f}x")
+    if REF in rounds[0]:
+        print(f"{REF.split(' (')[0]} / raw single POST = {med(REF) / base:.2f}x: CVAT reads the images from its share, "
+              f"so no image bytes are sent (the same images, registered in place on that share)")
 
 
 def _filesystem(path: str) -> str:
