@@ -75,7 +75,8 @@ def heat(frame: pl.DataFrame, x: str, y: str, value: str, x_order: list[str] | N
     pick = alt.selection_point(name=PICK, fields=["_row"])
     rows_ = frame[y].n_unique() if frame.height else 1
     return fit(alt.Chart(frame.to_pandas()).mark_rect().encode(
-        alt.X(f"{x}:O", sort=x_order or "ascending", axis=alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT, labelOverlap=_hide_labels(frame, x))),
+        alt.X(f"{x}:O", sort=x_order or "ascending",
+              axis=alt.Axis(labelAngle=-40, labelLimit=LABEL_LIMIT, labelOverlap=_hide_labels(frame, x))),
         alt.Y(f"{y}:O", axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="top", format=COUNT_FORMAT)),
         stroke=alt.condition(pick, alt.value("black"), alt.value(None), empty=False),

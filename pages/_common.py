@@ -144,6 +144,11 @@ def badge(status: str) -> str:
     return VERSION_BADGES.get(status) or JOB_BADGES.get(status) or status
 
 
+def version_names(groups: Any) -> dict[int, str]:
+    """Version id → "group / split vX.Y.Z" for every version of the listed groups (links and tables name them)."""
+    return {v.id: f"{g.name} / {v.split} v{v.version}" for g in groups or [] for v in g.versions}
+
+
 def fmt_time(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t else ""
 

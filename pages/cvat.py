@@ -12,7 +12,7 @@ import streamlit as st
 
 from dsgen_core.cvat_sync.records import ExportRequest
 from pages._common import badge as _badge
-from pages._common import call, current_actor, fmt_time, get_api, run_caption
+from pages._common import call, current_actor, fmt_time, get_api, run_caption, version_names
 
 FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
 PREVIEW_KEY = "cvat_preview"  # the last PullPreview
@@ -131,10 +131,11 @@ with tab_exports:
     if not exports:
         st.info("No exports yet.")
     else:
-        names = {v.id: f"{g.name} / {v.split} v{v.version}" for g in groups or [] for v in g.versions}
+        names = version_names(groups)
         st.dataframe(pd.DataFrame([{
             "id": e.id, "status": badge(e.status), "version": names.get(e.version_id, f"#{e.version_id}"),
-            "images": e.num_images, "sent as": "references" if e.send_references else "bytes", "query": e.query or "(all images)", "project": e.project_name,
+            "images": e.num_images, "sent as": "references" if e.send_references else "bytes",
+            "query": e.query or "(all images)", "project": e.project_name,
             "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id),
             "first task": e.links[0] if e.links else None, "created": fmt_time(e.created_at),
             "error": e.error or "",
@@ -170,8 +171,8 @@ with tab_pull:
     preview = st.session_state.get(PREVIEW_KEY)
     if preview:
         d = preview.diff
-        source = {v.id: f"{g.name} / {v.split} v{v.version} (#{v.id})" for g in groups for v in g.versions}.get(
-            preview.source_version_id, f"version #{preview.source_version_id}")
+        vid, names = preview.source_version_id, version_names(groups)
+        source = f"{names[vid]} (#{vid})" if vid in names else f"version #{vid}"
         st.subheader(f"Diff of task(s) {', '.join(map(str, preview.task_ids))} against {source}")
         cols = st.columns(6)
         for col, (label, value) in zip(cols, [("images changed", d.images_changed), ("added", d.added),

@@ -23,6 +23,7 @@ from pages._common import (
     render_report,
     run_caption,
     sample_tile,
+    version_names,
 )
 
 SAMPLES = 12
@@ -130,7 +131,7 @@ def page() -> None:
         st.markdown(f":gray[Content hash]  \n`{v.content_hash or '—'}`")
         st.markdown(f":gray[Source]  \n`{v.source_uri or '—'}`")
         if v.parents:
-            names = {x.id: f"{grp.name} / {x.split} v{x.version}" for grp in groups for x in grp.versions}
+            names = version_names(groups)
             st.markdown(":gray[Parents]  \n" + ", ".join(
                 f"[{names[p]} (#{p})](/dataset?version={p})" if p in names else f"#{p}" for p in v.parents))
 
