@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# The migration heads (features add branches off 0001; alembic upgrades to all "heads"). A test
+# The migration head (one linear history; alembic upgrades to "heads"). A test
 # checks this against alembic's script directory; knowing it lets a process skip loading alembic
 # (~150 ms) when the catalog is already current.
 _MIGRATION_LOCK = 0x64736765  # "dsge": the advisory lock key of catalog migrations
-HEAD_REVISIONS = frozenset({"0002", "0005", "0006", "0007"})
+HEAD_REVISIONS = frozenset({"0008"})
 
 
 def make_engine(url: str) -> Engine:

@@ -40,8 +40,6 @@ def _carry_over_tag_rows() -> None:
     """Each version's present tags become one op per tag, at the version's current sequence number."""
     from datetime import UTC, datetime
 
-    from dsgen_core.curation import idset
-
     conn = op.get_bind()
     rows = conn.execute(sa.text(
         "SELECT t.version_id, t.tag, t.image_id, coalesce(s.seq, 0) FROM image_tags t "
@@ -54,9 +52,19 @@ def _carry_over_tag_rows() -> None:
                    sa.column("present"), sa.column("count"), sa.column("image_ids"), sa.column("created_at"))
     now = datetime.now(UTC).replace(tzinfo=None)
     for (version_id, tag, seq), ids in groups.items():
-        blob = idset.encode(idset.as_ids(ids))
+        blob = _encode_ids(sorted(set(ids)))
         conn.execute(ops.insert().values(version_id=version_id, seq=seq, tag=tag, present=True, count=len(ids),
                                          image_ids=blob, created_at=now))
+
+
+def _encode_ids(ids: list[int]) -> bytes:
+    """The id-set blob as the product wrote it at this revision: b"I1" + zlib(level 1) of delta-encoded
+    little-endian int64 (kept here so the migration does not depend on product code that may change)."""
+    import struct
+    import zlib
+
+    deltas = [b - a for a, b in zip([0, *ids[:-1]], ids, strict=True)]
+    return b"I1" + zlib.compress(struct.pack(f"<{len(deltas)}q", *deltas), 1)
 
 
 def downgrade() -> None:
