@@ -87,7 +87,6 @@ def bench_insights(api, actor, vid: int, rows: list, rounds: int) -> None:  # no
     """Each insight, uncached, on the whole version and on tag:night: the median of `rounds` rounds (each the
     median of 3 calls) and the spread of the round medians, as other processes share the CPUs."""
     from dsgen_core.insights import INSIGHTS, InsightSettings, Subset, registry
-    from dsgen_core.search.service import compile_for
 
     engine = api._engine(actor, vid)
     settings = InsightSettings()
@@ -95,9 +94,9 @@ def bench_insights(api, actor, vid: int, rows: list, rounds: int) -> None:  # no
     got: dict[tuple[str, str], list[float]] = {(n, lab): [] for n, lab, _ in cases}
     for _ in range(rounds):
         for name, label, query in cases:
-            c = compile_for(engine, query)
-            got[(name, label)].append(timed(lambda c=c, name=name: registry.run(engine, c.where, c.params, name,
-                                                                                  settings, c.ast), runs=3))
+            plan = engine.plan(query)
+            got[(name, label)].append(timed(lambda plan=plan, name=name: registry.run(engine, plan, name, settings),
+                                            runs=3))
     for name, label, query in cases:
         api.insight(actor, vid, name, query)  # fill the cache
         cached = timed(lambda name=name, query=query: api.insight(actor, vid, name, query))

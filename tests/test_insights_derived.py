@@ -14,7 +14,6 @@ from test_insights_support import InsightsApi, generated, import_version
 
 from dsgen_core.insights import InsightSettings, cross, derived, registry
 from dsgen_core.sample_data import ANNOTATIONS_NAME
-from dsgen_core.search.service import compile_for
 
 GRID, TINY = 7, 12.0
 
@@ -106,8 +105,7 @@ def test_counting_paths_agree(iapi, export, coco, monkeypatch):
     settings = InsightSettings(top=1000)
 
     def run(name: str, query: str) -> dict:
-        c = compile_for(engine, query)
-        return {k: v.to_dicts() for k, v in registry.run(engine, c.where, c.params, name, settings).items()}
+        return {k: v.to_dicts() for k, v in registry.run(engine, engine.plan(query), name, settings).items()}
 
     for query in ("", "category:person", "width>700"):
         joint = {n: run(n, query) for n in ("attributes", "cross")}
@@ -149,18 +147,16 @@ def test_curation_contingency_from_arrays_equals_the_sql_form(iapi, export):
     for query in ("", "tag:night", "category:person", "NOT metadata.weather:rain"):
         for conf in ({}, {"metadata_keys": ["zone", "weather"]}, {"top": 2}):
             settings = InsightSettings.from_dict(conf).to_dict()
-            c = compile_for(engine, query)
-            with registry.subset_cursor(engine, c.where, c.params) as cur:
+            with registry.subset_cursor(engine, engine.plan(query)) as cur:
                 arrays = cross.cross(cur, settings, attrs, engine=engine)["contingency"]
                 sql = cross.cross(cur, settings, attrs)["contingency"]
             assert arrays.to_dicts() == sql.to_dicts(), (query, conf)
             assert arrays.height > 0
     # plain Python: instances of class person in images tagged "wet road"
-    c = compile_for(engine, "")
-    with registry.subset_cursor(engine, c.where, c.params) as cur:
+    with registry.subset_cursor(engine) as cur:
         table = cross.cross(cur, InsightSettings().to_dict(), attrs, engine=engine)["contingency"]
     wet = {i for n, i in enumerate(ids[:60]) if n % 2 == 0}
-    person = engine.schema.by_name["person"]
+    person = engine.layout.by_name["person"]
     want = sum(int(n) for (n,) in engine.fetchall(
         f"SELECT count(*) FROM annotations WHERE category_id IN ({', '.join(map(str, person))}) "  # noqa: S608
         f"AND image_id IN ({', '.join(map(str, sorted(wet)))}) GROUP BY ALL"))

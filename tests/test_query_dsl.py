@@ -701,11 +701,11 @@ def test_images_sql_without_version_sees_all_versions(con: duckdb.DuckDBPyConnec
 class CountsCompiler(Compiler):
     """Reads per-image per-class counts from a precomputed table instead of counting annotations."""
 
-    def category_exists(self, column: str, name: str) -> str:
-        return f"({self.category_count(column, name)} > 0)"
+    def category_exists(self, column: str, value: str) -> str:
+        return f"({self.category_count(column, value)} > 0)"
 
-    def category_count(self, column: str, name: str) -> str:
-        sub = f"SELECT n FROM class_counts k WHERE k.version_id = i.version_id AND k.image_id = i.image_id AND k.{column} = {name}"  # noqa: S608 - test
+    def category_count(self, column: str, value: str) -> str:
+        sub = f"SELECT n FROM class_counts k WHERE k.version_id = i.version_id AND k.image_id = i.image_id AND k.{column} = {self.param(value)}"  # noqa: S608 - test
         return f"coalesce(({sub}), 0)"
 
 
@@ -722,3 +722,63 @@ def test_compiler_subclass_can_use_precomputed_counts(con: duckdb.DuckDBPyConnec
         assert "class_counts" in compiled.where
         sql, params = images_sql(compiled, version_id=1)
         assert {r[0] for r in con.execute(sql, params).fetchall()} == run(con, query), query
+
+
+# -- the bound plan ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "curation", "annotations"),
+    [
+        ("", False, False),
+        ("width>10 file:*a*", False, False),
+        ("tag:car", True, False),
+        ("tags:none", True, False),
+        ("has:tags", True, False),
+        ("speed>3", True, False),
+        ("has:metadata.x", True, False),
+        ("category:person", False, True),
+        ("categories:any", False, True),
+        ("bbox.area<10", False, True),
+        ("ann:(attr.occluded:true)", False, True),
+        ("has:attr.occluded", False, True),
+        ("NOT (tag:a OR category:b)", True, True),
+    ],
+)
+def test_plan_says_what_the_query_reads(query: str, curation: bool, annotations: bool) -> None:
+    from dsgen_core.query import bind
+
+    plan = bind(query, ["speed"])
+    assert (plan.reads_curation, plan.reads_annotations) == (curation, annotations)
+
+
+def test_plan_key_ignores_spacing_and_spelling_but_not_meaning() -> None:
+    from dsgen_core.query import bind
+
+    assert bind("tag:car  width>3").key == bind(" tag:car AND Width>3").key
+    assert bind("file_name:*a*").key == bind("file:*a*").key
+    assert bind("tag:car").key != bind('tag:"car "').key
+    assert bind("width>3").key != bind("width>=3").key
+    assert bind("category:person>=3").key != bind("category:person>=2").key
+    assert bind("x:1", ["x"]).key != bind("x:'1'", ["x"]).key
+
+
+def test_binding_refuses_what_the_compiler_would_not_know_how_to_write() -> None:
+    """Every QueryError comes from binding: compiling a bound plan never raises one."""
+    from dsgen_core.query import bind
+
+    for text in ("widht>3", "tag>3", "ann:(tag:x)", "has:wether", "iscrowd:3", "width:1..2>3"):
+        with pytest.raises(QueryError):
+            bind(text, ["weather"])
+
+
+def test_query_package_imports_nothing_from_the_search_engine() -> None:
+    """One direction: search/ and insights/ consume plans; the language never reaches back into them."""
+    import ast as pyast
+    from pathlib import Path
+
+    import dsgen_core.query as q
+
+    for path in Path(q.__file__).parent.glob("*.py"):
+        tree = pyast.parse(path.read_text())
+        names = [n.module or "" for n in pyast.walk(tree) if isinstance(n, pyast.ImportFrom)]
+        names += [a.name for n in pyast.walk(tree) if isinstance(n, pyast.Import) for a in n.names]
+        assert not [n for n in names if n.startswith(("dsgen_core.search", "dsgen_core.insights"))], path.name

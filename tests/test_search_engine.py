@@ -198,3 +198,18 @@ def test_array_path_survives_the_fuzz_vocabulary(curated, admin):
         assert (page.total, page.image_ids) == want, query
 
     check()
+
+
+def test_answers_are_remembered_by_the_bound_query_not_its_spelling(curated, admin):
+    from dsgen_core.search import service
+
+    cur, vid = curated
+    engine = cur._engine(admin, vid)
+    engine.forget()
+    first = service.search_page(engine, "tag:car  width>0", "file_name", False, 5, 0)
+    remembered = len(engine._memo)
+    again = service.search_page(engine, " tag:car AND Width>0", "file_name", False, 5, 0)
+    assert (again.total, again.image_ids) == (first.total, first.image_ids)
+    assert len(engine._memo) == remembered
+    service.search_page(engine, "tag:car width>1", "file_name", False, 5, 0)
+    assert len(engine._memo) == remembered + 1

@@ -77,7 +77,7 @@ def _build_box(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, d: Derived
 def _build_attr(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, d: Derived) -> None:
     """The engine's extracted attribute columns as dense integer codes (grouping integers is much cheaper
     than grouping text), plus the code → text dictionary; rows without any extracted attribute are left out."""
-    cols = sorted(int(n) for n in engine.schema.attr_columns.values())
+    cols = sorted(int(n) for n in engine.layout.attr_columns.values())
     if not cols:
         return
     values = " UNION ALL ".join(
@@ -108,7 +108,7 @@ def register_whole(table: str, answer: Callable[[duckdb.DuckDBPyConnection], pl.
     for parts of insights that depend on the lake tables only, read instead of recomputed when nothing is
     filtered. `answer` must not depend on settings."""
     def build(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, d: Derived) -> None:
-        with subset_cursor(engine, "(TRUE)", {}) as whole:
+        with subset_cursor(engine) as whole:
             out = answer(whole).with_row_index("_row").to_arrow()
             whole.register("whole_answer", out)
             whole.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM whole_answer")  # noqa: S608 - a name
@@ -150,7 +150,7 @@ def build_seconds(engine: VersionEngine) -> dict[str, float]:
 
 
 def has_attr_codes(engine: VersionEngine) -> bool:
-    return ATTR in _derived(engine).seconds and bool(engine.schema.attr_columns)
+    return ATTR in _derived(engine).seconds and bool(engine.layout.attr_columns)
 
 
 def joint_attributes(engine: VersionEngine) -> bool:

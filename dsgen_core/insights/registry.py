@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -14,7 +13,7 @@ from dsgen_core.errors import InvalidRequest
 from dsgen_core.insights import cross, derived, distributions, geometry
 from dsgen_core.insights.attrs import Attrs
 from dsgen_core.insights.sqlkit import Ranges, subset_cursor
-from dsgen_core.query.ast import Node
+from dsgen_core.query.plan import Plan
 from dsgen_core.search.engine import VersionEngine
 
 Tables = dict[str, pl.DataFrame]
@@ -92,7 +91,6 @@ INSIGHTS: dict[str, InsightKind] = {k.name: k for k in (
     InsightKind("issues", "Data issues", cross.issues),
 )}
 BASIC = ("classes", "resolution", "boxes")  # precomputed when a version becomes READY
-_CURATION_SQL = re.compile(r"\b(tags|metadata)\b")
 
 
 def kind(name: str) -> InsightKind:
@@ -101,16 +99,14 @@ def kind(name: str) -> InsightKind:
     return INSIGHTS[name]
 
 
-def reads_curation(name: str, where_sql: str) -> bool:
-    """Whether the answer can change with the curation rows: the insight reads them, or the compiled
-    query does (it then names the `tags` or `metadata` relation)."""
-    return kind(name).reads_curation or bool(_CURATION_SQL.search(where_sql))
+def reads_curation(name: str, plan: Plan) -> bool:
+    """Whether the answer can change with the curation rows: the insight reads them, or the query does."""
+    return kind(name).reads_curation or plan.reads_curation
 
 
-def run(engine: VersionEngine, where: str, params: dict[str, object], name: str,
-        settings: InsightSettings, ast: Node | None = None) -> Tables:
-    """Compute one insight over the images matching `where` (a compiled DSL query, and its `ast`) in `engine`."""
-    with subset_cursor(engine, where, params, ast) as cur:
+def run(engine: VersionEngine, plan: Plan, name: str, settings: InsightSettings) -> Tables:
+    """Compute one insight over the images matching a bound query in `engine`."""
+    with subset_cursor(engine, plan) as cur:
         return run_on(cur, engine, name, settings)
 
 
@@ -130,7 +126,7 @@ def run_on(cur: duckdb.DuckDBPyConnection, engine: VersionEngine, name: str, set
 
 def attrs_of(engine: VersionEngine) -> Attrs:
     """The engine's extracted attribute columns, and whether the derived codes can count them."""
-    return Attrs(dict(engine.schema.attr_columns), coded=derived.has_attr_codes(engine),
+    return Attrs(dict(engine.layout.attr_columns), coded=derived.has_attr_codes(engine),
                  joint=derived.joint_attributes(engine))
 
 

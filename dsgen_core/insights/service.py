@@ -12,7 +12,6 @@ import polars as pl
 from dsgen_core.insights import cache, registry
 from dsgen_core.insights.registry import InsightSettings
 from dsgen_core.insights.sqlkit import merge_ranges, subset_cursor
-from dsgen_core.search.service import compile_for
 
 if TYPE_CHECKING:
     from dsgen_core.app import App
@@ -41,13 +40,13 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     """One insight on one subset, from the cache when it has it; returns (tables, was cached).
 
     Results of the whole version (empty query) are persisted in the catalog; others stay in memory."""
-    compiled = compile_for(engine, query)
-    seq = engine.seq if registry.reads_curation(name, compiled.where) else -1
+    plan = engine.plan(query)
+    seq = engine.seq if registry.reads_curation(name, plan) else -1
     key = cache.cache_key(seq, query, name, settings.to_dict())
     hit = cache.get(app.catalog, engine.version_id, key)
     if hit is not None:
         return hit, True
-    tables = registry.run(engine, compiled.where, compiled.params, name, settings, compiled.ast)
+    tables = registry.run(engine, plan, name, settings)
     cache.put(app.catalog, engine.version_id, key, name, seq, tables,
               persist=(not query.strip()) if persist is None else persist)
     return tables, False
@@ -59,9 +58,9 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     are merged and every subset is binned on the union, so that bar k means the same values on every side.
 
     Each result depends on its peers too: they are part of its cache key (kept in memory only)."""
-    compiled = [compile_for(engine, query) for _, engine, query in engines]
-    seqs = [engine.seq if registry.reads_curation(name, c.where) else -1
-            for (_, engine, _), c in zip(engines, compiled, strict=True)]
+    plans = [engine.plan(query) for _, engine, query in engines]
+    seqs = [engine.seq if registry.reads_curation(name, plan) else -1
+            for (_, engine, _), plan in zip(engines, plans, strict=True)]
     peers = [[engine.version_id, seq, query.strip()] for (_, engine, query), seq in zip(engines, seqs, strict=True)]
     conf = settings.to_dict()
     keys = [cache.cache_key(seq, query, name, conf, peers) for (_, _, query), seq in zip(engines, seqs, strict=True)]
@@ -69,8 +68,8 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     if all(h is not None for h in hits):
         return [(h, True) for h in hits if h is not None]
     with ExitStack() as stack:
-        cursors = [stack.enter_context(subset_cursor(engine, c.where, c.params, c.ast))
-                   for (_, engine, _), c in zip(engines, compiled, strict=True)]
+        cursors = [stack.enter_context(subset_cursor(engine, plan))
+                   for (_, engine, _), plan in zip(engines, plans, strict=True)]
         ranges = merge_ranges(registry.ranges_on(cur, engine, name, settings)
                               for (_, engine, _), cur in zip(engines, cursors, strict=True))
         out = []

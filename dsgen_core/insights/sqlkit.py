@@ -14,38 +14,35 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from dsgen_core.query.ast import MatchAll, Node
+from dsgen_core.query.plan import Plan, bind
 from dsgen_core.search.engine import VersionEngine, used_params
-from dsgen_core.search.masks import MaskEvaluator
+from dsgen_core.search.masks import plan_mask
 
 Ranges = dict[str, tuple[float, float]]  # measure → (min, max) of its binned values (of log10 for log measures)
 HIST_SCHEMA = {"measure": pl.String, "group": pl.String, "bin": pl.Int32, "bin_start": pl.Float64,
                "bin_end": pl.Float64, "last": pl.Boolean, "count": pl.Int64}
 
 
+WHOLE = bind("")
+
+
 @contextmanager
-def subset_cursor(engine: VersionEngine, where: str, params: dict[str, object],
-                  ast: Node | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def subset_cursor(engine: VersionEngine, plan: Plan = WHOLE) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private connection on the engine's database with temp table `sel` (the subset's images):
-    temp tables are per connection, so parallel requests never see each other's subset. With the
-    query's `ast`, the subset is found by the search engine's arrays and picked by position (images
-    are stored in position order), instead of running `where`."""
+    temp tables are per connection, so parallel requests never see each other's subset. The subset is
+    found by the search engine's arrays and picked by position (images are stored in position order)."""
     cur = engine.cursor().cursor()
     # the engine's per-class count columns (c_<category id>) come along: class statistics read them
-    counts = ", COLUMNS('^c_[0-9]+$')" if engine.schema.count_columns and engine.schema.by_name else ""
+    counts = ", COLUMNS('^c_[0-9]+$')" if engine.layout.count_columns and engine.layout.by_name else ""
     columns = f"i.image_id, i.pos, i.width, i.height, i.size_bytes, i.num_annotations{counts}"
-    whole = where.strip().strip("()").strip() == "TRUE" or isinstance(ast, MatchAll)
     try:
-        if whole:  # the whole version: a view of the images, nothing copied
+        if plan.matches_all:  # the whole version: a view of the images, nothing copied
             cur.execute(f"CREATE TEMP VIEW sel AS SELECT {columns} FROM images i")  # noqa: S608 - fixed SQL
-        elif ast is not None:
-            cur.register("sel_keep", pa.table({"keep": MaskEvaluator(engine).mask(ast)}))
+        else:
+            cur.register("sel_keep", pa.table({"keep": plan_mask(engine, plan)}))
             cur.execute(f"CREATE TEMP TABLE sel AS SELECT {columns} FROM images i POSITIONAL JOIN sel_keep k "  # noqa: S608
                         "WHERE k.keep")
             cur.unregister("sel_keep")
-        else:
-            cur.execute(f"CREATE TEMP TABLE sel AS SELECT {columns} FROM images i WHERE {where}",  # noqa: S608
-                        used_params(where, params))
         yield cur
     finally:
         cur.close()

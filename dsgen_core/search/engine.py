@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from dsgen_core.curation.store import ChangeSet, MetaRow, TagChange, fold_tags
 from dsgen_core.lake.views import scan_params, scan_sql
-from dsgen_core.search.compiler import EngineSchema, compiler_for
+from dsgen_core.query.compiler import TableLayout, json_pointer
+from dsgen_core.query.plan import Plan, bind
 from dsgen_core.search.curation_index import CurationIndex, locate
 
 MAX_COUNT_COLUMNS = 256  # categories beyond this: counts come from the annotations table instead
@@ -61,12 +62,11 @@ class VersionEngine:
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
         self._matrices: dict[tuple, np.ndarray] = {}
         self.split = split
-        self.schema = self._load(split)
-        self.compiler = compiler_for(self.schema)
+        self.layout = self._load(split)
         self.curation = CurationIndex(self.image_ids)
 
     # -- building -----------------------------------------------------------------------------
-    def _load(self, split: str | None) -> EngineSchema:
+    def _load(self, split: str | None) -> TableLayout:
         db, folder, vid = self._db, self.folder, int(self.version_id)
         db.execute(f"CREATE TABLE categories AS SELECT *, {vid}::BIGINT AS version_id FROM read_parquet($c)",  # noqa: S608
                    scan_params(folder, c="categories"))
@@ -86,8 +86,6 @@ class VersionEngine:
         anns = scan_sql(folder, "annotations", "a")
         keys = self._attribute_keys(anns, folder)
         attr_columns = {key: n for n, key in enumerate(keys)}
-        from dsgen_core.query.compiler import json_pointer
-
         extracted = "".join(f", json_extract_string(a.attributes, $k{n}) AS at_{n}" for n in attr_columns.values())
         extracted += "".join(f", TRY_CAST(json_extract_string(a.attributes, $k{n}) AS DOUBLE) AS an_{n}"
                              for n in attr_columns.values())
@@ -118,8 +116,8 @@ class VersionEngine:
         db.execute("CREATE TABLE tags (version_id BIGINT, image_id BIGINT, tag VARCHAR)")
         db.execute("CREATE TABLE metadata (version_id BIGINT, image_id BIGINT, key VARCHAR, value_type VARCHAR, "
                    "value_str VARCHAR, value_num DOUBLE, value_bool BOOLEAN)")
-        return EngineSchema(by_name=by_name, by_super=by_super, count_columns=with_counts,
-                            attr_columns=attr_columns)
+        return TableLayout(single_version=True, by_name=by_name, by_super=by_super, count_columns=with_counts,
+                           attr_columns=attr_columns)
 
     def _attribute_keys(self, anns: str, folder: Path) -> list[str]:
         """The most common attribute keys, extracted into typed columns that read exactly as the JSON path."""
@@ -230,6 +228,10 @@ class VersionEngine:
         return ids[~known]
 
     # -- querying -----------------------------------------------------------------------------
+    def plan(self, query: str) -> Plan:
+        """The query bound against this version's vocabulary (its metadata keys follow the curation)."""
+        return bind(query or "", self.metadata_keys)
+
     def forget(self) -> None:
         """Drop remembered answers (benchmarks time the first answer this way)."""
         with self._memo_lock:

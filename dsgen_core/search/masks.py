@@ -1,4 +1,4 @@
-"""Evaluate a (validated) query AST to a boolean mask over the engine's image positions.
+"""Evaluate a bound query plan to a boolean mask over the engine's image positions.
 
 Image columns, per-class counts, tags and metadata are numpy arrays, so most queries never reach
 SQL; annotation conditions run in DuckDB over the annotation rows, which carry their image's
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dsgen_core.query.ast import And, AnnGroup, Literal, MatchAll, Node, Not, Or, Range, Term
-from dsgen_core.query.compiler import CATEGORY_COLUMNS, METADATA_PREFIX, Compiler, Resolved
+from dsgen_core.query.compiler import Compiler
+from dsgen_core.query.plan import ANNOTATION_KINDS, CATEGORY_COLUMNS, Leaf, Plan
 from dsgen_core.search.curation_index import NO_CODE
 
 if TYPE_CHECKING:
@@ -33,13 +34,18 @@ COMPARE: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 }
 
 
+def plan_mask(engine: VersionEngine, plan: Plan) -> np.ndarray:
+    """The images matching a plan bound against this engine's vocabulary, as a mask over positions."""
+    return MaskEvaluator(engine).mask(plan.root)
+
+
 class MaskEvaluator:
     """One evaluation: the engine's arrays, and a compiler for the parts answered in SQL."""
 
     def __init__(self, engine: VersionEngine) -> None:
         self.engine = engine
         self.n = len(engine.image_ids)
-        self.comp: Compiler = engine.compiler(engine.metadata_keys)
+        self.sql = Compiler(engine.layout)
         self.curation = engine.curation
 
     def mask(self, node: Node) -> np.ndarray:
@@ -58,14 +64,14 @@ class MaskEvaluator:
             return ~self.mask(node.item)
         if isinstance(node, AnnGroup):
             return self.ann_group(node)
-        return self.term(node)  # type: ignore[arg-type]
+        return self.leaf(node)  # type: ignore[arg-type]
 
     # -- leaves ---------------------------------------------------------------------------------
-    def term(self, t: Term) -> np.ndarray:
-        r = self.comp.resolve(t)
-        if r.kind in ("annotation", "attr", "has_attr"):
-            return self.positions(self.engine.annotation_positions(self.comp.annotation_term(r, t).sql,
-                                                                   self.comp.params))
+    def leaf(self, leaf: Leaf) -> np.ndarray:
+        r, t = leaf.ref, leaf.term
+        if r.kind in ANNOTATION_KINDS:
+            return self.positions(self.engine.annotation_positions(self.sql.annotation_leaf(leaf).sql,
+                                                                   self.sql.params))
         if r.kind == "image" and r.name in NUMBER_COLUMNS:
             return numeric(self.engine.lake_column(NUMBER_COLUMNS[r.name]), t)
         if r.kind == "image" and r.name == "split":
@@ -80,21 +86,25 @@ class MaskEvaluator:
         if r.kind == "set" and r.name == "tag":
             held = self.curation.tag_mask(t.value.raw)
             return ~held if t.op == "!=" else held
-        if r.kind == "set" and self.engine.schema.count_columns:
-            return self.category(r, t)
-        if r.kind == "special" and r.name in ("tags", "categories"):
+        if r.kind == "set" and self.engine.layout.count_columns:
+            return self.category(leaf)
+        if r.kind == "none_or_any":
             held = self.curation.tagged if r.name == "tags" else self.engine.annotated
             negate = (t.value.raw.lower() == "none") != (t.op == "!=")
             return ~held if negate else held.copy()
-        if r.kind == "special" and r.name == "has":
-            found = self.has(t)
-            if found is not None:
-                return found
-        return self.fallback(t)
+        if r.kind == "has_tags":
+            return self.curation.tagged.copy()
+        if r.kind == "has_annotations":
+            return self.engine.annotated.copy()
+        if r.kind == "has_metadata":
+            column = self.curation.meta.get(r.key)
+            return column.present.copy() if column else self.none()
+        return self.fallback(leaf)
 
-    def category(self, r: Resolved, t: Term) -> np.ndarray:
-        schema = self.engine.schema
-        ids = (schema.by_name if CATEGORY_COLUMNS[r.name] == "name" else schema.by_super).get(t.value.raw, [])
+    def category(self, leaf: Leaf) -> np.ndarray:
+        t = leaf.term
+        layout = self.engine.layout
+        ids = (layout.by_name if CATEGORY_COLUMNS[leaf.ref.name] == "name" else layout.by_super).get(t.value.raw, [])
         total = np.zeros(self.n, np.float64)
         for cid in ids:
             total += self.engine.lake_column(f"c_{int(cid)}")
@@ -121,33 +131,18 @@ class MaskEvaluator:
             return (column.codes != code) & (column.codes != NO_CODE)
         return column.codes == code
 
-    def has(self, t: Term) -> np.ndarray | None:
-        target, lower = t.value.raw, t.value.raw.lower()
-        if lower.startswith(METADATA_PREFIX) and len(target) > len(METADATA_PREFIX):
-            key: str | None = target[len(METADATA_PREFIX):]
-        elif lower in ("tag", "tags"):
-            return self.curation.tagged.copy()
-        elif lower in ("annotation", "annotations", "category", "categories"):
-            return self.engine.annotated.copy()
-        else:
-            key = self.comp.metadata_keys.get(target) or self.comp.metadata_keys.get(lower)
-        if key is None:
-            return None
-        column = self.curation.meta.get(key)
-        return column.present.copy() if column else self.none()
-
     def ann_group(self, node: AnnGroup) -> np.ndarray:
-        body = self.comp.node(node.body, "annotation").sql
+        body = self.sql.ann_body(node)
         if node.count is None:
-            return self.positions(self.engine.annotation_positions(body, self.comp.params))
+            return self.positions(self.engine.annotation_positions(body, self.sql.params))
         counts = np.zeros(self.n, np.float64)
-        pos, n = self.engine.annotation_counts(body, self.comp.params)
+        pos, n = self.engine.annotation_counts(body, self.sql.params)
         counts[pos] = n
         return COMPARE[node.count.op](counts, node.count.value.value)
 
     def fallback(self, node: Node) -> np.ndarray:
         """Anything without an array form: the compiler's own SQL over the images, as positions."""
-        return self.positions(self.engine.image_positions(self.comp.node(node, "image").sql, self.comp.params))
+        return self.positions(self.engine.image_positions(self.sql.node(node, "image").sql, self.sql.params))
 
     def positions(self, pos: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.n, bool)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from dsgen_core.errors import InvalidRequest
-from dsgen_core.query import CompiledQuery, compile_query, page_sql
-from dsgen_core.query.compiler import METADATA_PREFIX, SORT_KEYS
+from dsgen_core.query import CompiledQuery, Plan, compile_query
+from dsgen_core.query.compiler import SORT_KEYS, check_page
+from dsgen_core.query.plan import METADATA_PREFIX
 from dsgen_core.search.curation_index import NO_CODE
-from dsgen_core.search.engine import VersionEngine, used_params
-from dsgen_core.search.masks import MaskEvaluator
+from dsgen_core.search.engine import VersionEngine
+from dsgen_core.search.masks import plan_mask
 
 # file_name sorts on a precomputed rank: the same order as (file_name, image_id), integer-cheap.
 SORT_COLUMNS = {**SORT_KEYS, "file_name": "i.file_rank"}
@@ -51,29 +53,31 @@ class Facets:
     seq: int = 0
 
 
-def compile_for(engine: VersionEngine, query: str) -> CompiledQuery:
-    return compile_query(query or "", engine.metadata_keys, compiler=engine.compiler)
+def compile_for(engine: VersionEngine, query: str | Plan) -> CompiledQuery:
+    """The query as SQL over the engine's tables: the reference the array path is tested against."""
+    plan = query if isinstance(query, Plan) else engine.plan(query)
+    return compile_query(plan, layout=engine.layout)
 
 
 def search_page(engine: VersionEngine, query: str, order_by: str = "file_name", descending: bool = False,
                 limit: int = 100, offset: int = 0) -> SearchPage:
     if not 0 <= limit <= MAX_PAGE:
         raise InvalidRequest(f"page size {limit}: expected 0..{MAX_PAGE}")
-    compiled = compile_for(engine, query)
     try:
-        sql, params = page_sql(compiled, order_by, descending, limit, offset, sort_columns=SORT_COLUMNS)
+        check_page(order_by, limit, offset, sort_columns=SORT_COLUMNS)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    page = engine.memo(("page", sql, _frozen(params)),
-                       lambda: _page(engine, compiled, order_by, descending, limit, offset))
+    plan = engine.plan(query)
+    page = engine.memo(("page", plan.key, order_by, bool(descending), limit, offset),
+                       lambda: _page(engine, plan, order_by, descending, limit, offset))
     return SearchPage(page.total, list(page.image_ids), page.seq)  # callers may change their copy
 
 
-def _page(engine: VersionEngine, compiled: CompiledQuery, order_by: str, descending: bool, limit: int,
+def _page(engine: VersionEngine, plan: Plan, order_by: str, descending: bool, limit: int,
           offset: int) -> SearchPage:
     """Filter as a mask, then sort positions: the same order as page_sql's ORDER BY (NULLS LAST, ties by id)."""
     seq = engine.seq
-    mask = MaskEvaluator(engine).mask(compiled.ast)
+    mask = plan_mask(engine, plan)
     column = ORDER_COLUMNS.get(order_by)
     if column is not None:
         order = engine.order(column, descending)
@@ -101,32 +105,29 @@ def metadata_order(engine: VersionEngine, key: str, descending: bool, hits: np.n
                        sign * np.where(no_num, 0.0, numbers), no_num))
 
 
-def _frozen(params: dict[str, object]) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
-
-
 def matching_ids(engine: VersionEngine, query: str) -> list[int]:
     return matching_id_array(engine, query).tolist()
 
 
 def matching_id_array(engine: VersionEngine, query: str) -> np.ndarray:
     """The matching image ids, sorted, as int64."""
-    compiled = compile_for(engine, query)
-    return engine.image_ids[MaskEvaluator(engine).mask(compiled.ast)]
+    return engine.image_ids[plan_mask(engine, engine.plan(query))]
 
 
 def facets(engine: VersionEngine, query: str, top: int = 10) -> Facets:
     """Counts over the query result: categories (images, instances), tags, metadata keys and top values."""
-    compiled = compile_for(engine, query)
-    return engine.memo(("facets", compiled.where, _frozen(compiled.params), int(top)),
-                       lambda: _facets(engine, compiled, top))
+    plan = engine.plan(query)
+    return engine.memo(("facets", plan.key, int(top)), lambda: _facets(engine, plan, top))
 
 
-def _facets(engine: VersionEngine, compiled: CompiledQuery, top: int) -> Facets:
+def _facets(engine: VersionEngine, plan: Plan, top: int) -> Facets:
     seq = engine.seq
     cur = engine.cursor()
-    sql = f"CREATE OR REPLACE TEMP TABLE facet_r AS SELECT i.image_id FROM images i WHERE {compiled.where}"  # noqa: S608
-    cur.execute(sql, used_params(sql, compiled.params))
+    cur.register("facet_ids", pa.table({"image_id": engine.image_ids[plan_mask(engine, plan)]}))
+    try:
+        cur.execute("CREATE OR REPLACE TEMP TABLE facet_r AS SELECT image_id FROM facet_ids")
+    finally:
+        cur.unregister("facet_ids")
     try:
         total = cur.execute("SELECT count(*) FROM facet_r").fetchall()[0][0]
         cats = cur.execute(
