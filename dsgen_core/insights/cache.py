@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dsgen_core.catalog.db import Catalog
 from dsgen_core.catalog.insight_models import InsightResult
+from dsgen_core.query.plan import Plan
 
 Tables = dict[str, pl.DataFrame]
 MEMO_SIZE = 256
@@ -24,10 +25,11 @@ _memo: OrderedDict[tuple[str, int, str], Tables] = OrderedDict()
 _lock = threading.Lock()
 
 
-def cache_key(seq: int, query: str, insight: str, settings: dict, peers: list | None = None) -> str:
-    """sha256 of the inputs; seq is -1 when the answer does not depend on the curation rows. `peers`: the
-    subsets whose ranges a side-by-side histogram shares (its edges depend on them)."""
-    parts: list = [seq, query.strip(), insight, settings] + ([peers] if peers is not None else [])
+def cache_key(seq: int, plan: Plan, insight: str, settings: dict, peers: list | None = None) -> str:
+    """sha256 of the inputs (the bound query, not its spelling); seq is -1 when the answer does not depend
+    on the curation rows. `peers`: the subsets whose ranges a side-by-side histogram shares (its edges
+    depend on them)."""
+    parts: list = [seq, repr(plan.key), insight, settings] + ([peers] if peers is not None else [])
     raw = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 

@@ -42,13 +42,13 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     Results of the whole version (empty query) are persisted in the catalog; others stay in memory."""
     plan = engine.plan(query)
     seq = engine.seq if registry.reads_curation(name, plan) else -1
-    key = cache.cache_key(seq, query, name, settings.to_dict())
+    key = cache.cache_key(seq, plan, name, settings.to_dict())
     hit = cache.get(app.catalog, engine.version_id, key)
     if hit is not None:
         return hit, True
     tables = registry.run(engine, plan, name, settings)
     cache.put(app.catalog, engine.version_id, key, name, seq, tables,
-              persist=(not query.strip()) if persist is None else persist)
+              persist=plan.matches_all if persist is None else persist)
     return tables, False
 
 
@@ -61,9 +61,9 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     plans = [engine.plan(query) for _, engine, query in engines]
     seqs = [engine.seq if registry.reads_curation(name, plan) else -1
             for (_, engine, _), plan in zip(engines, plans, strict=True)]
-    peers = [[engine.version_id, seq, query.strip()] for (_, engine, query), seq in zip(engines, seqs, strict=True)]
+    peers = [[engine.version_id, seq, repr(plan.key)] for (_, engine, _), seq, plan in zip(engines, seqs, plans, strict=True)]
     conf = settings.to_dict()
-    keys = [cache.cache_key(seq, query, name, conf, peers) for (_, _, query), seq in zip(engines, seqs, strict=True)]
+    keys = [cache.cache_key(seq, plan, name, conf, peers) for plan, seq in zip(plans, seqs, strict=True)]
     hits = [cache.get(app.catalog, engine.version_id, key) for (_, engine, _), key in zip(engines, keys, strict=True)]
     if all(h is not None for h in hits):
         return [(h, True) for h in hits if h is not None]
