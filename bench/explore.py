@@ -193,9 +193,8 @@ def bench_bulk(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
     rows.append(("  then the next query sees them (count + first page) (ms)", f"{read:.1f}", "", "", "", True))
     rows.append(("  bulk tag 10,000 + next query, total (ms)", f"{write + read:.1f}", "", "", "<= 30", write + read <= 30))
     # the same edit made by another process: this process catches up from the catalog by sequence number
-    from dsgen_core.search import cache
 
-    engine = cache.cached(api.app.catalog.url, vid)
+    engine = api.app.engines.get(vid)
     tag = f"other-{time.time_ns()}"
     api.bulk_edit(actor, vid, BulkEdit.add_tag(tag), image_ids=ids, confirm=True)
     engine.seq -= 1  # pretend the last edit came from elsewhere: the next query must refresh from the catalog

@@ -93,9 +93,8 @@ _SHA: dict[tuple[int, int], str] = {}
 
 def _sha(api, vid: int, iid: int) -> str:  # noqa: ANN001
     if not _SHA:
-        from dsgen_core.search import cache
 
-        rows = cache.cached(api.app.catalog.url, vid).fetchall("SELECT image_id, sha256 FROM images")
+        rows = api.app.engines.get(vid).fetchall("SELECT image_id, sha256 FROM images")
         _SHA.update({(vid, int(i)): s for i, s in rows})
     return _SHA[(vid, iid)]
 

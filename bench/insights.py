@@ -106,10 +106,8 @@ def bench_insights(api, actor, vid: int, rows: list, rounds: int) -> None:  # no
                      f"≤ 200 {'✓' if mid <= 0.2 else '✗'}  rounds {ms(min(times))}–{ms(max(times))}"))
     pair = [Subset(vid, "tag:night"), Subset(vid, "NOT tag:night")]
     for name in ("classes", "boxes", "cross"):
-        from dsgen_core.insights import cache
-
         def cold(name: str = name) -> None:
-            cache.forget()
+            api.app.insight_results.clear()
             api.compare_insight(actor, pair, name)
 
         rows.append((f"compare {name}: night vs not, through the facade, uncached (ms)", ms(timed(cold, runs=3)),
@@ -120,13 +118,10 @@ def bench_precompute(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
     from sqlalchemy import delete
 
     from dsgen_core.catalog.insight_models import InsightResult
-    from dsgen_core.insights import cache
-    from dsgen_core.search import cache as engines
-
     with api.app.catalog.session() as s:
         s.execute(delete(InsightResult).where(InsightResult.version_id == vid))
-    cache.forget()
-    engines.forget()  # as in a fresh worker: the engine is loaded by the job
+    api.app.insight_results.clear()
+    api.app.engines.clear()  # as in a fresh worker: the engine is loaded by the job
     job_id = api.precompute_insights(actor, vid)
     t = time.perf_counter()
     info = api.run_job_here(actor, job_id)
@@ -139,15 +134,11 @@ def bench_precompute(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
 def bench_sql(api, actor, vid: int, rows: list) -> None:  # noqa: ANN001
     import duckdb
 
-    from dsgen_core.sql_sandbox.pool import forget
-
-    forget()
+    api.app.sandboxes.clear()
     t = time.perf_counter()
     api.run_sql(actor, "SELECT 1", [vid])
     rows.append(("SQL sandbox build (copy the version in, lock) (s)", f"{time.perf_counter() - t:.2f}", "", ""))
-    from dsgen_core.sql_sandbox.pool import _pool
-
-    box = next(iter(_pool.values()))
+    box = api.app.sandboxes.values()[0]
     raw = duckdb.connect()  # the same rows in a plain, unlocked DuckDB: the baseline
     for table in ("versions", "images", "annotations", "categories", "tags", "metadata"):
         raw.register("src", box.raw().cursor().sql(f"SELECT * FROM {table}").to_arrow_table())  # noqa: S608

@@ -98,7 +98,7 @@ class CurationFacade:
             raise NotFound(f"dataset version {version_id} not found") from None
         if row.status != "READY":
             raise InvalidRequest(f"version {version_id} is {row.status}, not READY")
-        engine = cache.engine_for(self.app.catalog.url, row.id, self.app.settings.lake_root / row.lake_path, row.split)
+        engine = cache.engine_for(self.app, row.id, self.app.settings.lake_root / row.lake_path, row.split)
         engine.sync(int(row.seq or 0), lambda after: self._rows_since(row.id, after))
         return engine
 

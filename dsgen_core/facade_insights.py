@@ -45,7 +45,6 @@ views = LazyModule("dsgen_core.insights.views")
 _registry = LazyModule("dsgen_core.insights.registry")
 _service = LazyModule("dsgen_core.insights.service")
 _sandbox = LazyModule("dsgen_core.sql_sandbox.sandbox")
-_pool = LazyModule("dsgen_core.sql_sandbox.pool")
 
 MAX_SQL_VERSIONS = 6
 SQL_ROW_LIMIT, SQL_MAX_ROWS = 10_000, 1_000_000
@@ -271,7 +270,7 @@ class InsightsFacade:
             rows = [_version_row(v, v.id in seqs) for v in readable]
             folders = {vid: (self.app.settings.lake_root / by_id[vid].lake_path, by_id[vid].split) for vid in chosen}
         key = (self.app.catalog.url, tuple(sorted(seqs.items())), tuple((r["version_id"], r["status"]) for r in rows))
-        box = _pool.sandbox_for(key, lambda: self._build_sandbox(folders, rows))
+        box = self.app.sandboxes.get_or_build(key, lambda: self._build_sandbox(folders, rows))
         result = box.run(sql, row_limit=int(row_limit), timeout=float(timeout))
         with self.app.catalog.session() as s:
             s.add(AuditEntry(user_id=actor.id, action="sql.run", target_type="versions", target_id=None,

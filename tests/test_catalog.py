@@ -192,3 +192,32 @@ def test_tag_ops_migration_encodes_id_sets_as_the_product_reads_them():
     ids = [3, 7, 8, 1000, 2**40]
     assert mod._encode_ids(ids) == idset.encode(idset.as_ids(ids))
     assert idset.decode(mod._encode_ids(ids)).tolist() == ids
+
+
+def test_lru_builds_once_for_many_threads_and_forgets_the_oldest():
+    import threading
+    import time
+
+    from dsgen_core.lru import Lru
+
+    cache: Lru[str, list] = Lru(2)
+    builds: list[str] = []
+
+    def build(key: str) -> list:
+        builds.append(key)
+        time.sleep(0.05)
+        return [key]
+
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get_or_build("a", lambda: build("a"))))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == ["a"] and all(g is got[0] for g in got)
+    cache.get_or_build("b", lambda: build("b"))
+    cache.get("a")  # a is now the most recent
+    cache.get_or_build("c", lambda: build("c"))
+    assert cache.get("b") is None and cache.get("a") == ["a"] and len(cache) == 2
+    assert cache.get_or_build("a", lambda: build("a2"), valid=lambda v: False) == ["a2"]

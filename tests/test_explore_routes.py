@@ -102,6 +102,5 @@ def test_placeholder_when_bytes_are_gone(server, api, sample_zip):
 
 
 def _uri(api, vid: int, iid: int) -> str:
-    from dsgen_core.search import cache
 
-    return cache.cached(api.app.catalog.url, vid).fetchall("SELECT uri FROM images WHERE image_id = $i", {"i": iid})[0][0]
+    return api.app.engines.get(vid).fetchall("SELECT uri FROM images WHERE image_id = $i", {"i": iid})[0][0]

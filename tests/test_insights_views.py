@@ -11,7 +11,7 @@ from test_insights_support import InsightsApi
 
 from dsgen_core.catalog.insight_models import InsightResult
 from dsgen_core.errors import InvalidRequest, NotFound, PermissionDenied
-from dsgen_core.insights import Subset, cache, filters
+from dsgen_core.insights import Subset, filters
 from dsgen_core.insights.job import PRECOMPUTE
 from dsgen_core.query import parse
 
@@ -79,7 +79,7 @@ def test_precompute_job_fills_the_catalog_cache(iapi):
     with iapi.app.catalog.session() as s:
         stored = {r.insight: r.seq for r in s.scalars(select(InsightResult).where(InsightResult.version_id == vid))}
     assert stored == {"classes": -1, "resolution": -1, "boxes": -1}  # lake-only: valid for every curation state
-    cache.forget()  # a fresh process: served from the catalog rows, not recomputed
+    iapi.app.insight_results.clear()  # a fresh process: served from the catalog rows, not recomputed
     iapi.add_tags(admin, vid, 1, "night")
     assert iapi.insight(admin, vid, "classes").cached == [True]
     assert iapi.insight(admin, vid, "tags").cached == [False]

@@ -12,16 +12,13 @@ from test_insights_support import InsightsApi
 
 from dsgen_core.errors import InvalidRequest, NotFound
 from dsgen_core.sql_sandbox import SqlRefused
-from dsgen_core.sql_sandbox.pool import forget
 
 
 @pytest.fixture
 def iapi(dsgen_env):
-    forget()
     api = InsightsApi.open()
     yield api
     api.app.close()
-    forget()
 
 
 @pytest.fixture
@@ -76,9 +73,7 @@ def test_file_and_statement_escapes_are_refused(iapi, two_users, tmp_path):
         iapi.run_sql(alice, "SELEC 1")
     # behind the statement gate, DuckDB's own lock holds too
     iapi.run_sql(alice, "SELECT 1")
-    from dsgen_core.sql_sandbox.pool import _pool
-
-    con = next(iter(_pool.values())).raw()
+    con = iapi.app.sandboxes.values()[0].raw()
     for sql in ("SET enable_external_access = true", "SET lock_configuration = false", "RESET enable_external_access",
                 "SET python_enable_replacements = true", "SET allowed_directories = ['/']"):
         with pytest.raises(Exception, match="configuration has been locked|Cannot change"):

@@ -1,13 +1,12 @@
-"""Insight results cached per (version, curation state, query, insight, settings): a small in-process
-LRU in front of catalog rows (`insight_results`), so a worker's precompute serves the web process."""
+"""Insight results cached per (version, curation state, query, insight, settings): the App's small LRU
+in front of catalog rows (`insight_results`), so a worker's precompute serves the web process."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import threading
-from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -15,14 +14,13 @@ import pyarrow.ipc as ipc
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from dsgen_core.catalog.db import Catalog
 from dsgen_core.catalog.insight_models import InsightResult
 from dsgen_core.query.plan import Plan
 
+if TYPE_CHECKING:
+    from dsgen_core.app import App
+
 Tables = dict[str, pl.DataFrame]
-MEMO_SIZE = 256
-_memo: OrderedDict[tuple[str, int, str], Tables] = OrderedDict()
-_lock = threading.Lock()
 
 
 def cache_key(seq: int, plan: Plan, insight: str, settings: dict, peers: list | None = None) -> str:
@@ -58,31 +56,28 @@ def decode(payload: bytes) -> Tables:
     return out
 
 
-def get(catalog: Catalog, version_id: int, key: str) -> Tables | None:
-    memo_key = (catalog.url, int(version_id), key)
-    with _lock:
-        hit = _memo.get(memo_key)
-        if hit is not None:
-            _memo.move_to_end(memo_key)
-            return hit
-    with catalog.session() as s:
+def get(app: App, version_id: int, key: str) -> Tables | None:
+    hit = app.insight_results.get((int(version_id), key))
+    if hit is not None:
+        return hit
+    with app.catalog.session() as s:
         payload = s.scalar(select(InsightResult.payload).where(InsightResult.version_id == version_id,
                                                                InsightResult.cache_key == key))
     if payload is None:
         return None
     tables = decode(payload)
-    _remember(memo_key, tables)
+    app.insight_results.put((int(version_id), key), tables)
     return tables
 
 
-def put(catalog: Catalog, version_id: int, key: str, insight: str, seq: int, tables: Tables,
+def put(app: App, version_id: int, key: str, insight: str, seq: int, tables: Tables,
         persist: bool = True) -> None:
     """Remember a result; persisted rows of older curation states of the same insight are dropped."""
-    _remember((catalog.url, int(version_id), key), tables)
+    app.insight_results.put((int(version_id), key), tables)
     if not persist:
         return
     try:
-        with catalog.session() as s:
+        with app.catalog.session() as s:
             if seq >= 0:
                 s.execute(delete(InsightResult).where(InsightResult.version_id == version_id,
                                                       InsightResult.insight == insight,
@@ -91,16 +86,3 @@ def put(catalog: Catalog, version_id: int, key: str, insight: str, seq: int, tab
                                 payload=encode(tables)))
     except IntegrityError:
         pass  # another process stored the same result first
-
-
-def _remember(key: tuple[str, int, str], tables: Tables) -> None:
-    with _lock:
-        _memo[key] = tables
-        _memo.move_to_end(key)
-        while len(_memo) > MEMO_SIZE:
-            _memo.popitem(last=False)
-
-
-def forget() -> None:
-    with _lock:
-        _memo.clear()

@@ -26,7 +26,7 @@ def run_precompute(app: App, ctx: JobContext) -> dict[str, Any]:
             return {"skipped": f"version {version_id} is not READY"}
         folder, split = app.settings.lake_root / v.lake_path, v.split
     ctx.stage("loading the version", len(BASIC))
-    engine = engines.engine_for(app.catalog.url, version_id, folder, split)
+    engine = engines.engine_for(app, version_id, folder, split)
     settings = InsightSettings.from_dict(ctx.params.get("settings"))
     done = []
     for n, name in enumerate(BASIC):

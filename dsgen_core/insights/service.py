@@ -43,11 +43,11 @@ def compute(app: App, engine: VersionEngine, query: str, name: str, settings: In
     plan = engine.plan(query)
     seq = engine.seq if registry.reads_curation(name, plan) else -1
     key = cache.cache_key(seq, plan, name, settings.to_dict())
-    hit = cache.get(app.catalog, engine.version_id, key)
+    hit = cache.get(app, engine.version_id, key)
     if hit is not None:
         return hit, True
     tables = registry.run(engine, plan, name, settings)
-    cache.put(app.catalog, engine.version_id, key, name, seq, tables,
+    cache.put(app, engine.version_id, key, name, seq, tables,
               persist=plan.matches_all if persist is None else persist)
     return tables, False
 
@@ -64,7 +64,7 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
     peers = [[engine.version_id, seq, repr(plan.key)] for (_, engine, _), seq, plan in zip(engines, seqs, plans, strict=True)]
     conf = settings.to_dict()
     keys = [cache.cache_key(seq, plan, name, conf, peers) for plan, seq in zip(plans, seqs, strict=True)]
-    hits = [cache.get(app.catalog, engine.version_id, key) for (_, engine, _), key in zip(engines, keys, strict=True)]
+    hits = [cache.get(app, engine.version_id, key) for (_, engine, _), key in zip(engines, keys, strict=True)]
     if all(h is not None for h in hits):
         return [(h, True) for h in hits if h is not None]
     with ExitStack() as stack:
@@ -78,7 +78,7 @@ def compute_binned_together(app: App, engines: list[tuple[str, VersionEngine, st
                 out.append((hit, True))
                 continue
             tables = registry.run_on(cur, engine, name, settings, ranges)
-            cache.put(app.catalog, engine.version_id, key, name, seq, tables, persist=False)
+            cache.put(app, engine.version_id, key, name, seq, tables, persist=False)
             out.append((tables, False))
     return out
 
