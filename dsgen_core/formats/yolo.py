@@ -85,6 +85,21 @@ def class_names(doc: dict[str, Any]) -> tuple[list[str] | None, str | None]:
     return out, None
 
 
+def _names_only(source: Path) -> list[str] | None:
+    """Class names from a YAML that has them but no split keys."""
+    folder = source if source.is_dir() else source.parent
+    for f in _yaml_files(SourceTree(folder)):
+        try:
+            doc = yaml.safe_load((folder / f).read_text("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and ("names" in doc or "nc" in doc):
+            names, err = class_names(doc)
+            if not err:
+                return names
+    return None
+
+
 def _split_values(doc: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if "val" not in doc and "validation" in doc:
@@ -174,7 +189,7 @@ class UltralyticsYolo:
             (source / f for f in _yaml_files(SourceTree(source)) if _parse_yaml((source / f).read_text("utf-8"))),
             None)
         if yaml_path is None:
-            return self._read_without_yaml(source, report)
+            return self._read_without_yaml(source, report, _names_only(source))
         try:
             doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -211,39 +226,43 @@ class UltralyticsYolo:
                 continue
             seen[tuple(entries)] = key
             folder = entries[0] if len(entries) == 1 and entries[0].is_dir() else None
-            out.append(self._read_split(key, paths, names, report, folder))
+            out.append(self._read_split(key, paths, names, report, folder, root))
         return ReadResult(self.name, source, [s for s in out if s is not None])
 
-    def _read_without_yaml(self, source: Path, report: ValidationReport) -> ReadResult | None:
+    def _read_without_yaml(self, source: Path, report: ValidationReport,
+                           names: list[str] | None = None) -> ReadResult | None:
+        """images/<split>/ beside labels/<split>/; class names from a YAML without split keys (as
+        supervision writes it) or, failing that, class_0…class_N."""
         tree = SourceTree(source)
         if not tree.is_dir("images"):
             report.error("bad_source", f"{source}: no data.yaml and no images/ folder")
             return None
         subdirs = tree.listdir("images")[0]
         loose = [f for f in tree.listdir("images")[1] if is_image_name(f)]
-        groups = {d: [source / "images" / d / r for r in tree.images(f"images/{d}")] for d in subdirs}
+        groups = {d: [source / r for r in tree.images(f"images/{d}")] for d in subdirs}
         if loose or not groups:
-            groups = {"default": [source / "images" / r for r in tree.images("images")]}
-        max_cls = -1
-        for rel in tree.files("labels", frozenset({".txt"})):
-            for line in (source / rel).read_text(encoding="utf-8", errors="replace").splitlines():
-                head = line.split(maxsplit=1)
-                if head and head[0].isdigit():
-                    max_cls = max(max_cls, int(head[0]))
-        names = [f"class_{i}" for i in range(max_cls + 1)]
-        report.warning("names_missing", f"{source}: no data.yaml; classes named class_0…class_{max_cls}", 1)
+            groups = {"default": [source / r for r in tree.images("images")]}
+        if names is None:
+            max_cls = -1
+            for rel in tree.files("labels", frozenset({".txt"})):
+                for line in (source / rel).read_text(encoding="utf-8", errors="replace").splitlines():
+                    head = line.split(maxsplit=1)
+                    if head and head[0].isdigit():
+                        max_cls = max(max_cls, int(head[0]))
+            names = [f"class_{i}" for i in range(max_cls + 1)]
+            report.warning("names_missing", f"{source}: no data.yaml; classes named class_0…class_{max_cls}", 1)
         splits = [self._read_split(k, v, names, report, source / "images" / k if k != "default" else
-                                   source / "images") for k, v in groups.items()]
+                                   source / "images", source) for k, v in groups.items()]
         return ReadResult(self.name, source, [s for s in splits if s is not None])
 
     def _read_split(self, split: str, paths: list[Path], names: list[str], report: ValidationReport,
-                    folder: Path | None = None) -> Split | None:
+                    folder: Path | None, base: Path) -> Split | None:
         paths = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS]
         if not paths:
             report.warning("split_empty", f"split {split}: no images", 1)
             return None
         root = folder or Path(os.path.commonpath([str(p.parent) for p in paths]))
-        return read_labeled_images(self.name, split, paths, root, names, label_path, report)
+        return read_labeled_images(self.name, split, paths, root, names, label_path, report, base)
 
     # -- write ----------------------------------------------------------------------------
 
@@ -312,7 +331,7 @@ def _out_split(name: str) -> str:
 
 
 def read_labeled_images(fmt: str, split: str, paths: list[Path], root: Path, names: list[str], to_label,
-                        report: ValidationReport) -> Split:
+                        report: ValidationReport, base: Path) -> Split:
     """Images with their label files (found by `to_label`) into one split; shared by both YOLO layouts."""
     builder = TableBuilder(fmt)
     for i, n in enumerate(names):
@@ -323,7 +342,7 @@ def read_labeled_images(fmt: str, split: str, paths: list[Path], root: Path, nam
     for p in paths:
         lab = to_label(str(p))
         if lab in by_label:
-            shared.append(f"{by_label[lab].name} and {p.name} → {os.path.relpath(lab, root)}")
+            shared.append(f"{by_label[lab].name} and {p.name} → {os.path.relpath(lab, base)}")
         by_label[lab] = p
     report.error("label_shared", "two images map to one label file (same name, different suffix)", len(shared),
                  shared)
@@ -336,14 +355,14 @@ def read_labeled_images(fmt: str, split: str, paths: list[Path], root: Path, nam
                 text = f.read()
         except FileNotFoundError:
             continue  # no label file: a background image
-        read_label_text(builder, image_id, text, os.path.relpath(lab, root.parent), size.width, size.height,
+        read_label_text(builder, image_id, text, os.path.relpath(lab, base), size.width, size.height,
                         len(names), issues)
     issues.flush(report, len(names))
-    _orphans(paths, to_label, root, report)
+    _orphans(paths, to_label, base, report)
     return Split(split, builder.tables({"format": fmt}), root)
 
 
-def _orphans(paths: list[Path], to_label, root: Path, report: ValidationReport) -> None:
+def _orphans(paths: list[Path], to_label, base: Path, report: ValidationReport) -> None:
     expected = {to_label(str(p)) for p in paths}
     folders = {os.path.dirname(x) for x in expected}
     tops = sorted(folders)
@@ -356,7 +375,7 @@ def _orphans(paths: list[Path], to_label, root: Path, report: ValidationReport) 
         for rel in tree.files("", frozenset({".txt"})):
             full = os.path.join(folder, rel.replace("/", os.sep))
             if full not in expected and os.path.basename(full) not in ("classes.txt",):
-                orphans.append(os.path.relpath(full, root.parent))
+                orphans.append(os.path.relpath(full, base))
     report.warning("label_without_image", "label files with no image (ignored)", len(orphans), orphans)
 
 

@@ -94,7 +94,7 @@ class DarknetYolo:
             folder = root / f"obj_{subset}_data"
             if folder.is_dir() and image_root.is_relative_to(folder):
                 image_root = folder
-            splits.append(read_labeled_images(self.name, subset, paths, image_root, names, _beside, report))
+            splits.append(read_labeled_images(self.name, subset, paths, image_root, names, _beside, report, root))
         return ReadResult(self.name, Path(source), splits)
 
     def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
