@@ -42,7 +42,8 @@ def polygon_box(polys: Sequence[Sequence[float]]) -> tuple[float, float, float, 
     xs = [v for p in polys for v in p[0::2]]
     ys = [v for p in polys for v in p[1::2]]
     x0, y0 = min(xs), min(ys)
-    return x0, y0, max(xs) - x0, max(ys) - y0
+    # nine decimals: the subtraction's float noise (101.20000000000005) is not part of the box
+    return x0, y0, round(max(xs) - x0, 9), round(max(ys) - y0, 9)
 
 
 class TableBuilder:

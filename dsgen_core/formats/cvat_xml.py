@@ -28,7 +28,16 @@ from dsgen_core.formats.inventory import report_losses
 from dsgen_core.formats.masks import coco_rle_to_cvat, cvat_rle_to_coco
 from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
 from dsgen_core.formats.tree import SourceTree
-from dsgen_core.formats.xmltext import XmlError, escape, num, parse_file, quoteattr, typed_value, value_text
+from dsgen_core.formats.xmltext import (
+    XmlError,
+    escape,
+    num,
+    parse_file,
+    quoteattr,
+    span,
+    typed_value,
+    value_text,
+)
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "CvatXml"]
@@ -185,7 +194,7 @@ class CvatXml:
         machine = el.get("source") in ("auto", "semi-auto")
         if kind == "box":
             x0, y0, x1, y1 = (float(el.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
-            b.annotation(image_id, cat, "BBOX", box=(x0, y0, x1 - x0, y1 - y0), attributes=attrs, extra=extra,
+            b.annotation(image_id, cat, "BBOX", box=(x0, y0, span(x0, x1), span(y0, y1)), attributes=attrs, extra=extra,
                          is_machine=machine)
         elif kind == "polygon":
             b.annotation(image_id, cat, "SEGMENTATION", polygons=[_points(el.get("points"))], attributes=attrs,

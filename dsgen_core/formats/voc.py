@@ -23,7 +23,7 @@ from dsgen_core.formats.headers import header_sizes
 from dsgen_core.formats.inventory import report_losses
 from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree
-from dsgen_core.formats.xmltext import XmlError, escape, num, parse_file, typed_value, value_text
+from dsgen_core.formats.xmltext import XmlError, escape, num, parse_file, span, typed_value, value_text
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "PascalVoc"]
@@ -150,7 +150,7 @@ class PascalVoc:
                 if key:
                     value = a.find("value")
                     attrs[key] = typed_value("" if value is None or value.text is None else value.text)
-            objects.append((_text(obj, "name") or "", (xmin, ymin, xmax - xmin, ymax - ymin), attrs))
+            objects.append((_text(obj, "name") or "", (xmin, ymin, span(xmin, xmax), span(ymin, ymax)), attrs))
         return {"filename": _text(el, "filename"), "size": dims, "objects": objects}
 
     def _class_names(self, root: Path, docs: dict[str, dict[str, Any]], report: ValidationReport) -> list[str]:
@@ -292,6 +292,8 @@ def _xml(item: str, filename: str, w: int | None, h: int | None, objects: list) 
         attrs = dict(attrs)
         flags = {f: 1 if attrs.pop(f, False) is True else 0 for f in _NATIVE_FLAGS}
         pose = attrs.pop("pose", "Unspecified")
+        if not attrs.get("rotation"):
+            attrs.pop("rotation", None)  # CVAT's default 0.0 is no information
         parts += [
             "  <object>",
             f"    <name>{escape(name)}</name>",

@@ -11,7 +11,8 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring, parse
 
-__all__ = ["XmlError", "attr", "escape", "num", "parse_file", "parse_text", "quoteattr", "typed_value", "value_text"]
+__all__ = ["XmlError", "attr", "escape", "num", "parse_file", "parse_text", "quoteattr", "span", "typed_value",
+           "value_text"]
 
 
 _INT = re.compile(r"-?(0|[1-9][0-9]{0,15})")
@@ -67,6 +68,12 @@ def value_text(value: Any) -> str:
 def num(value: float) -> str:
     """A coordinate as the shortest text that reads back to the same double (`135.0`, `970.3649`)."""
     return repr(float(value))
+
+
+def span(lo: float, hi: float) -> float:
+    """hi − lo without the float noise of the subtraction (120.08000000000004 → 120.08): corner-based
+    formats store x + w, and no box needs more than nine decimals of a pixel."""
+    return round(hi - lo, 9)
 
 
 def attr(el: Element, name: str, default: str | None = None) -> str | None:
