@@ -137,7 +137,8 @@ class ImageFolder:
                     for cat in labels.get(image_id, []):
                         cname = cmap.name_of(cat)
                         if cname is not None and src is not None:
-                            pairs.append((src, out / ("" if single else s.name) / cname / name))
+                            rel = name[len(cname) + 1:] if name.startswith(f"{cname}/") else name  # read from a class folder
+                            pairs.append((src, out / ("" if single else s.name) / cname / rel))
                 n += place_images(pairs, options.images, report)
         report.written = {"images": n, "classes": len(cmap.names)}
         return report

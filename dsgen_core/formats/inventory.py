@@ -45,6 +45,7 @@ FEATURES: dict[str, tuple[str, str]] = {
     "occluded": ("occluded flags", "json_extract(a.attributes, '$.occluded')::VARCHAR = 'true'"),
     "attributes": (
         "object attributes",
+        "a.annotation_type <> 'ATTRIBUTE' AND "
         f"len(list_filter(json_keys(a.attributes), lambda k: NOT list_contains({_DEFAULT_ATTRS}, k))) > 0",
     ),
     "polylines": ("polylines", f"{_SHAPE} = 'polyline'"),

@@ -160,10 +160,13 @@ class UltralyticsYolo:
                 continue
             names, _err = class_names(doc)
             splits = _split_values(doc)
-            n_img, labels = 0, []
+            n_img, labels, seen = 0, [], set()
             for values in splits.values():
                 for v in values:
                     rel_dir = v.removeprefix("./").rstrip("/")
+                    if rel_dir in seen:
+                        continue
+                    seen.add(rel_dir)
                     if not os.path.isabs(rel_dir) and tree.is_dir(rel_dir):
                         n_img += len(tree.images(rel_dir))
                         ldir = label_path(f"{os.sep}{rel_dir}{os.sep}x").lstrip(os.sep).rsplit("/", 1)[0]
