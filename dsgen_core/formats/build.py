@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -55,6 +56,7 @@ class TableBuilder:
         self._ann: dict[str, list] = {n: [] for n in ANNOTATIONS_SCHEMA.names}
         self._cat: dict[str, list] = {n: [] for n in CATEGORIES_SCHEMA.names}
         self._counts: dict[int, int] = {}
+        self._chunks: list[pa.Table] = []  # annotations added in bulk by `boxes`
         self.next_image_id = 1
         self.next_annotation_id = 1
 
@@ -141,11 +143,39 @@ class TableBuilder:
         self._counts[image_id] = self._counts.get(image_id, 0) + 1
         return aid
 
+    def boxes(self, image_ids: np.ndarray, category_ids: np.ndarray, box: np.ndarray,
+              scores: np.ndarray | None = None) -> None:
+        """Many BBOX annotations at once (columns as numpy arrays, `box` n×4 `x y w h`), ids in row order."""
+        n = int(image_ids.size)
+        if not n:
+            return
+        ids = np.arange(self.next_annotation_id, self.next_annotation_id + n, dtype=np.int64)
+        self.next_annotation_id += n
+        cols: dict[str, pa.Array] = {
+            "annotation_id": pa.array(ids), "image_id": pa.array(image_ids.astype(np.int64)),
+            "category_id": pa.array(category_ids.astype(np.int64)),
+            "annotation_type": pa.array(np.full(n, "BBOX", dtype=object), pa.string()),
+            "bbox_x": pa.array(box[:, 0]), "bbox_y": pa.array(box[:, 1]), "bbox_w": pa.array(box[:, 2]),
+            "bbox_h": pa.array(box[:, 3]), "area": pa.array(box[:, 2] * box[:, 3]),
+            "score": pa.array(scores) if scores is not None else pa.nulls(n, pa.float64()),
+            "is_machine": pa.array(np.full(n, scores is not None)),
+            "source": pa.array(np.full(n, self.source, dtype=object), pa.string()),
+        }
+        table = pa.table({f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in ANNOTATIONS_SCHEMA},
+                         schema=ANNOTATIONS_SCHEMA)
+        self._chunks.append(table)
+        uniq, counts = np.unique(image_ids, return_counts=True)
+        for i, c in zip(uniq.tolist(), counts.tolist(), strict=True):
+            self._counts[i] = self._counts.get(i, 0) + c
+
     def tables(self, meta: dict[str, Any] | None = None) -> DatasetTables:
         self._img["num_annotations"] = [self._counts.get(i, 0) for i in self._img["image_id"]]
+        annotations = pa.table(self._ann, schema=ANNOTATIONS_SCHEMA)
+        if self._chunks:
+            annotations = pa.concat_tables([annotations, *self._chunks]).sort_by("annotation_id")
         return DatasetTables(
             images=pa.table(self._img, schema=IMAGES_SCHEMA),
-            annotations=pa.table(self._ann, schema=ANNOTATIONS_SCHEMA),
+            annotations=annotations,
             categories=pa.table(self._cat, schema=CATEGORIES_SCHEMA),
             meta=dict(meta or {}),
         )

@@ -7,18 +7,21 @@ normalises against (its `exif_size`). Every reader stores that size and the orie
 
 from __future__ import annotations
 
+import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["HeaderSize", "header_size", "header_sizes"]
+__all__ = ["HeaderSize", "header_size", "header_sizes", "in_chunks"]
 
 _ORIENTATION_TAG = 274
 _SWAPPING = frozenset({5, 6, 7, 8})
+_HEAD = 1 << 16  # markers before the frame header (Exif with a thumbnail) fit in 64 KiB
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,84 @@ class HeaderSize:
     error: str | None = None
 
 
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _exif_orientation(app1: bytes) -> int | None:
+    """The orientation tag of an APP1 Exif payload (IFD0 only, where cameras put it)."""
+    if not app1.startswith(b"Exif\0\0") or len(app1) < 14:
+        return None
+    tiff = app1[6:]
+    order = "<" if tiff[:2] == b"II" else ">" if tiff[:2] == b"MM" else None
+    if order is None:
+        return None
+    (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) < 12:
+            return None
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag == _ORIENTATION_TAG and kind == 3:
+            (value,) = struct.unpack(order + "H", entry[8:10])
+            return value if 1 <= value <= 8 else None
+    return None
+
+
+def _jpeg_size(head: bytes) -> tuple[int, int, int | None] | None:
+    """(width, height, orientation) from a JPEG's markers, or None to let Pillow decide."""
+    pos, orientation = 2, None
+    n = len(head)
+    while pos + 4 <= n:
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", head[pos + 2 : pos + 4])
+        if marker in _SOF:
+            if pos + 9 > n:
+                return None
+            h, w = struct.unpack(">HH", head[pos + 5 : pos + 9])
+            return (w, h, orientation) if w and h else None
+        if marker == 0xE1 and orientation is None:
+            orientation = _exif_orientation(head[pos + 4 : pos + 2 + length])
+        if marker == 0xDA:
+            return None
+        pos += 2 + length
+    return None
+
+
 def header_size(path: Path) -> HeaderSize:
-    """Never raises: `error` says why a file has no size (missing, not an image, damaged header)."""
+    """Never raises: `error` says why a file has no size (missing, not an image, damaged header).
+
+    JPEGs are sized from their markers (SOF and the Exif orientation) without Pillow; anything else,
+    or a JPEG whose markers are not where expected, goes through Pillow's lazy open.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            if head[:3] == b"\xff\xd8\xff":
+                got = _jpeg_size(head)
+                if got is None and len(head) == 4096:  # a big Exif block first (thumbnail): look further
+                    got = _jpeg_size(head + f.read(_HEAD))
+                if got is not None:
+                    w, h, orientation = got
+                    swap = orientation in _SWAPPING
+                    return HeaderSize(h, w, orientation) if swap else HeaderSize(w, h, orientation)
+    except FileNotFoundError:
+        return HeaderSize(None, None, None, "missing")
+    except struct.error:
+        pass  # a damaged marker: Pillow says what is wrong
+    except OSError as exc:
+        return HeaderSize(None, None, None, f"unreadable: {type(exc).__name__}: {exc}")
+    return _pillow_size(path)
+
+
+def _pillow_size(path: Path) -> HeaderSize:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -56,7 +135,14 @@ def header_size(path: Path) -> HeaderSize:
 
 def header_sizes(paths: Sequence[Path], workers: int = 8) -> list[HeaderSize]:
     """`header_size` of each path, in input order (threads: the work is file I/O)."""
-    if len(paths) < 64:
-        return [header_size(p) for p in paths]
+    return in_chunks(header_size, paths, workers)
+
+
+def in_chunks(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 8, size: int = 512) -> list[Any]:
+    """`[fn(x) for x in items]` on a thread pool, one task per chunk (a future per item costs more than
+    reading a file header)."""
+    if len(items) <= size:
+        return [fn(x) for x in items]
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(header_size, paths, chunksize=256))
+        return [y for part in pool.map(lambda c: [fn(x) for x in c], chunks) for y in part]

@@ -7,14 +7,36 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsgen_core.formats.build import TableBuilder
-from dsgen_core.formats.headers import HeaderSize, header_sizes
+from dsgen_core.formats.headers import HeaderSize, header_sizes, in_chunks
 from dsgen_core.validation import ValidationReport
 
-__all__ = ["add_images", "relative_name"]
+__all__ = ["add_images", "read_texts", "relative_name"]
 
 
-def relative_name(path: Path, root: Path) -> str:
-    return os.path.relpath(path, root).replace(os.sep, "/")
+def relative_name(path: Path | str, root: Path | str) -> str:
+    """`path` relative to `root` as a POSIX name (a plain prefix cut when it lies inside, as it does here)."""
+    p, r = str(path), str(root).rstrip(os.sep) + os.sep
+    rel = p[len(r):] if p.startswith(r) else os.path.relpath(p, root)
+    return rel.replace(os.sep, "/")
+
+
+def read_texts(paths: Sequence[str], workers: int = 8) -> list[str | None]:
+    """The text of each file (None when it does not exist), read by a few threads."""
+
+    def one(path: str) -> str | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+    return in_chunks(one, paths, workers)
 
 
 def add_images(builder: TableBuilder, paths: Sequence[Path], root: Path,

@@ -80,10 +80,16 @@ def report_losses(report: ConversionReport, splits: Sequence[Split], carried: It
             con.register(f"images{k}", s.tables.images)
         con.execute(f"CREATE VIEW a_all AS {_union(splits, 'annotations')}")  # noqa: S608 - fixed names
         con.execute(f"CREATE VIEW i_all AS {_union(splits, 'images')}")  # noqa: S608 - fixed names
-        for what, (message, cond) in checks.items():
+        names = list(checks)
+        totals = con.execute(  # one scan counts every feature
+            "SELECT " + ", ".join(f"count_if({checks[w][1]})" for w in names)  # noqa: S608 - fixed SQL
+            + " FROM a_all a LEFT JOIN i_all i USING (image_id)"
+        ).fetchone()
+        for what, n in zip(names, totals, strict=True):
+            message, cond = checks[what]
             sql = f"FROM a_all a LEFT JOIN i_all i USING (image_id) WHERE {cond}"
-            n = con.execute(f"SELECT count(*) {sql}").fetchone()[0]  # noqa: S608 - fixed SQL
-            counts[what] = int(n)
+            n = int(n or 0)
+            counts[what] = n
             if n:
                 rows = con.execute(
                     f"SELECT 'annotation ' || a.annotation_id || ' on ' || coalesce(i.file_name, '?') {sql} "  # noqa: S608

@@ -9,21 +9,19 @@ Boxes are read and written with no offset (CVAT's and Datumaro's convention; the
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
+from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.classmap import class_map
 from dsgen_core.formats.headers import header_sizes
 from dsgen_core.formats.inventory import report_losses
 from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.textout import SHAPE_SQL, XML_ESCAPE, query, write_files
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree
-from dsgen_core.formats.xmltext import XmlError, escape, num, parse_file, span, typed_value, value_text
+from dsgen_core.formats.xmltext import XmlError, escape, parse_file, span, typed_value
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "PascalVoc"]
@@ -233,25 +231,21 @@ class PascalVoc:
             main = out / "ImageSets" / "Main"
             main.mkdir(parents=True)
             for s in splits:
-                objects = _objects_by_image(s, cmap)
-                ids, pairs = [], []
+                objects, counts = _objects_xml(s, cmap)
                 img = s.tables.images
-                for image_id, name, w, h, src in zip(img.column("image_id").to_pylist(),
-                                                     img.column("file_name").to_pylist(),
-                                                     img.column("width").to_pylist(), img.column("height").to_pylist(),
-                                                     image_sources(s), strict=True):
-                    item = os.path.splitext(name)[0]
-                    objs = objects.get(image_id, [])
-                    path = out / "Annotations" / f"{item}.xml"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(_xml(item, os.path.basename(name), w, h, objs), encoding="utf-8")
-                    n_xml += 1
-                    n_obj += len(objs)
-                    ids.append(item)
-                    if src is not None:
-                        pairs.append((src, out / "JPEGImages" / name))
-                n_images += place_images(pairs, options.images, report)
-                (main / f"{_subset(s.name)}.txt").write_text("".join(f"{i}\n" for i in ids))
+                ids, names = img.column("image_id").to_pylist(), img.column("file_name").to_pylist()
+                items = [os.path.splitext(n)[0] for n in names]
+                texts = [_xml(item, os.path.basename(name), w, h, objects.get(i, ""))
+                         for i, item, name, w, h in zip(ids, items, names, img.column("width").to_pylist(),
+                                                        img.column("height").to_pylist(), strict=True)]
+                write_files([f"{out}/Annotations/{item}.xml" for item in items], texts)
+                n_xml += len(items)
+                n_obj += counts
+                if options.images is not ImageMode.NONE:
+                    pairs = [(src, out / "JPEGImages" / name) for name, src in zip(names, image_sources(s), strict=True)
+                             if src is not None]
+                    n_images += place_images(pairs, options.images, report)
+                (main / f"{_subset(s.name)}.txt").write_text("".join(f"{i}\n" for i in items))
             lines = [_LABELMAP_HEADER, "background:0,0,0::"]
             lines += [f"{n}:{_palette(i + 1)}::" for i, n in enumerate(cmap.names)]
             (out / "labelmap.txt").write_text("\n".join(lines) + "\n")
@@ -263,52 +257,62 @@ def _subset(name: str) -> str:
     return name or "default"
 
 
-def _objects_by_image(s: Split, cmap) -> dict[int, list[tuple[str, tuple[float, ...], dict[str, Any]]]]:
-    a = s.tables.annotations.sort_by("annotation_id")
-    out: dict[int, list] = defaultdict(list)
-    cols = [a.column(c).to_pylist() for c in ("image_id", "category_id", "annotation_type", "bbox_x", "bbox_y",
-                                              "bbox_w", "bbox_h", "attributes", "extra")]
-    for image_id, cat, kind, x, y, w, h, attrs, extra in zip(*cols, strict=True):
-        name = cmap.name_of(cat) if cat is not None else None
-        if name is None or kind not in ("BBOX", "SEGMENTATION") or x is None:
-            continue
-        if extra and '"shape"' in extra and orjson.loads(extra).get("shape") in ("polyline", "points", "cuboid"):
-            continue
-        out[image_id].append((name, (x, y, x + w, y + h), orjson.loads(attrs) if attrs else {}))
-    return out
+def _flag_sql(name: str) -> str:
+    return f"CASE WHEN json_extract(j, '$.{name}')::VARCHAR = 'true' THEN '1' ELSE '0' END"
 
 
-def _xml(item: str, filename: str, w: int | None, h: int | None, objects: list) -> str:
+_ATTR_KEYS = (
+    "list_filter(coalesce(json_keys(j), []), lambda k: k NOT IN ('occluded', 'truncated', 'difficult', 'pose')"
+    " AND NOT (k = 'rotation' AND coalesce(TRY_CAST(json_extract(j, '$.rotation') AS DOUBLE), 0) = 0))"
+)
+_ATTR_VALUE = "json_extract_string(j, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+_OBJECTS_SQL = f"""
+    WITH o AS (
+        SELECT a.image_id, a.annotation_id, a.attributes AS j, m.name,
+               a.bbox_x AS x0, a.bbox_y AS y0, a.bbox_x + a.bbox_w AS x1, a.bbox_y + a.bbox_h AS y1
+        FROM annotations a JOIN cmap m USING (category_id)
+        WHERE a.annotation_type IN ('BBOX', 'SEGMENTATION') AND a.bbox_x IS NOT NULL AND a.bbox_w IS NOT NULL
+          AND {SHAPE_SQL} NOT IN ('polyline', 'points', 'cuboid')
+    ), k AS (SELECT *, {_ATTR_KEYS} AS keys FROM o)
+    SELECT image_id, count(*) AS n, string_agg(
+        '  <object>' || chr(10) ||
+        '    <name>' || {XML_ESCAPE("name")} || '</name>' || chr(10) ||
+        '    <pose>' || {XML_ESCAPE("coalesce(json_extract_string(j, '$.pose'), 'Unspecified')")} || '</pose>'
+        || chr(10) ||
+        '    <truncated>' || {_flag_sql("truncated")} || '</truncated>' || chr(10) ||
+        '    <occluded>' || {_flag_sql("occluded")} || '</occluded>' || chr(10) ||
+        '    <difficult>' || {_flag_sql("difficult")} || '</difficult>' || chr(10) ||
+        '    <bndbox><xmin>' || x0::VARCHAR || '</xmin><ymin>' || y0::VARCHAR || '</ymin><xmax>' || x1::VARCHAR ||
+        '</xmax><ymax>' || y1::VARCHAR || '</ymax></bndbox>' || chr(10) ||
+        CASE WHEN len(keys) > 0 THEN '    <attributes>' || chr(10) || array_to_string(list_transform(keys,
+            lambda k: '      <attribute><name>' || {XML_ESCAPE("k")} || '</name><value>' ||
+            {XML_ESCAPE(_ATTR_VALUE)} || '</value></attribute>' || chr(10)), '') || '    </attributes>' || chr(10)
+        ELSE '' END ||
+        '  </object>' || chr(10), '' ORDER BY annotation_id) AS xml
+    FROM k GROUP BY image_id
+"""  # noqa: S608 - fixed SQL
+
+
+def _objects_xml(s: Split, cmap) -> tuple[dict[int, str], int]:
+    """Each image's <object> elements as XML text (rendered by DuckDB), and the number of objects."""
+    cols = ["annotation_id", "image_id", "category_id", "annotation_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+            "attributes", "extra"]
+    t = query(_OBJECTS_SQL, s.tables.annotations.select(cols), s.tables.images.select(["image_id"]), cmap)
+    counts = t.column("n").to_pylist()
+    return dict(zip(t.column("image_id").to_pylist(), t.column("xml").to_pylist(), strict=True)), sum(counts)
+
+
+def _xml(item: str, filename: str, w: int | None, h: int | None, objects: str) -> str:
     folder = item.split("_", 1)[0] if "_" in item and "/" not in item else ""
-    parts = [
-        "<annotation>",
-        f"  <folder>{escape(folder)}</folder>",
-        f"  <filename>{escape(filename)}</filename>",
-        "  <source><database>Unknown</database><annotation>Unknown</annotation><image>Unknown</image></source>",
-        f"  <size><width>{w or ''}</width><height>{h or ''}</height><depth></depth></size>",
-        "  <segmented>0</segmented>",
-    ]
-    for name, (x0, y0, x1, y1), attrs in objects:
-        attrs = dict(attrs)
-        flags = {f: 1 if attrs.pop(f, False) is True else 0 for f in _NATIVE_FLAGS}
-        pose = attrs.pop("pose", "Unspecified")
-        if not attrs.get("rotation"):
-            attrs.pop("rotation", None)  # CVAT's default 0.0 is no information
-        parts += [
-            "  <object>",
-            f"    <name>{escape(name)}</name>",
-            f"    <pose>{escape(str(pose))}</pose>",
-            *(f"    <{f}>{v}</{f}>" for f, v in flags.items()),
-            f"    <bndbox><xmin>{num(x0)}</xmin><ymin>{num(y0)}</ymin><xmax>{num(x1)}</xmax><ymax>{num(y1)}</ymax></bndbox>",
-        ]
-        if attrs:
-            parts.append("    <attributes>")
-            parts += [f"      <attribute><name>{escape(str(k))}</name><value>{escape(value_text(v))}</value></attribute>"
-                      for k, v in attrs.items()]
-            parts.append("    </attributes>")
-        parts.append("  </object>")
-    parts.append("</annotation>\n")
-    return "\n".join(parts)
+    return (
+        "<annotation>\n"
+        f"  <folder>{escape(folder)}</folder>\n"
+        f"  <filename>{escape(filename)}</filename>\n"
+        "  <source><database>Unknown</database><annotation>Unknown</annotation><image>Unknown</image></source>\n"
+        f"  <size><width>{w or ''}</width><height>{h or ''}</height><depth></depth></size>\n"
+        "  <segmented>0</segmented>\n"
+        f"{objects}</annotation>\n"
+    )
 
 
 FORMAT = PascalVoc()

@@ -17,16 +17,18 @@ from typing import Any
 
 import yaml
 
-from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
+from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.classmap import class_map
-from dsgen_core.formats.images import add_images
+from dsgen_core.formats.images import add_images, read_texts, relative_name
 from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.textout import write_files
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree, is_image_name
 from dsgen_core.formats.yolo_rows import (
     LabelIssues,
+    label_texts,
+    read_clean_files,
     read_label_text,
-    rows_by_image,
     segment_task,
     yolo_losses,
 )
@@ -303,20 +305,17 @@ class UltralyticsYolo:
                 folder = _out_split(s.name)
                 key = "val" if folder in _VAL_NAMES else folder
                 keys.setdefault(key, f"images/{folder}")
-                rows = rows_by_image(s.tables.annotations, s.tables.images, cmap, segment, options.decimals)
-                pairs = []
+                texts = label_texts(s.tables.annotations, s.tables.images, cmap, segment, options.decimals)
                 ids = s.tables.images.column("image_id").to_pylist()
                 names = s.tables.images.column("file_name").to_pylist()
-                for image_id, name, src in zip(ids, names, image_sources(s), strict=True):
-                    lab = out / "labels" / folder / (os.path.splitext(name)[0] + ".txt")
-                    lab.parent.mkdir(parents=True, exist_ok=True)
-                    lines = rows.get(image_id, ())
-                    lab.write_text("".join(f"{line}\n" for line in lines))
-                    n_labels += 1
-                    n_rows += len(lines)
-                    if src is not None:
-                        pairs.append((src, out / "images" / folder / name))
-                n_images += place_images(pairs, options.images, report)
+                base = f"{out}/labels/{folder}/"
+                write_files([base + os.path.splitext(n)[0] + ".txt" for n in names], [texts.get(i) for i in ids])
+                n_labels += len(names)
+                n_rows += sum(t.count("\n") for t in texts.values())
+                if options.images is not ImageMode.NONE:
+                    pairs = [(src, out / "images" / folder / name) for name, src in
+                             zip(names, image_sources(s), strict=True) if src is not None]
+                    n_images += place_images(pairs, options.images, report)
             if "val" not in keys:
                 keys["val"] = keys.get("train") or next(iter(keys.values()))
                 report.notes.append(f"no val split: data.yaml's val points at {keys['val']} (Ultralytics needs one)")
@@ -342,31 +341,28 @@ def read_labeled_images(fmt: str, split: str, paths: list[Path], root: Path, nam
     issues = LabelIssues()
     by_label: dict[str, Path] = {}
     shared = []
-    for p in paths:
-        lab = to_label(str(p))
+    labels = [to_label(str(p)) for p in paths]
+    for p, lab in zip(paths, labels, strict=True):
         if lab in by_label:
             shared.append(f"{by_label[lab].name} and {p.name} → {os.path.relpath(lab, base)}")
         by_label[lab] = p
     report.error("label_shared", "two images map to one label file (same name, different suffix)", len(shared),
                  shared)
-    for p, (image_id, size) in zip(paths, add_images(builder, paths, root, report), strict=True):
-        if image_id < 0:
-            continue
-        lab = to_label(str(p))
-        try:
-            with open(lab, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except FileNotFoundError:
-            continue  # no label file: a background image
-        read_label_text(builder, image_id, text, os.path.relpath(lab, base), size.width, size.height,
-                        len(names), issues)
+    texts = read_texts(labels)
+    added = add_images(builder, paths, root, report)
+    ok = [k for k, (image_id, _s) in enumerate(added) if image_id >= 0 and texts[k]]
+    if not read_clean_files(builder, [added[k][0] for k in ok], [texts[k] for k in ok],
+                            [(added[k][1].width, added[k][1].height) for k in ok], len(names)):
+        for k in ok:  # row by row, naming each fault's file and line
+            image_id, size = added[k]
+            read_label_text(builder, image_id, texts[k], relative_name(labels[k], base), size.width, size.height,
+                            len(names), issues)
     issues.flush(report, len(names))
-    _orphans(paths, to_label, base, report)
+    _orphans(set(labels), base, report)
     return Split(split, builder.tables({"format": fmt}), root)
 
 
-def _orphans(paths: list[Path], to_label, base: Path, report: ValidationReport) -> None:
-    expected = {to_label(str(p)) for p in paths}
+def _orphans(expected: set[str], base: Path, report: ValidationReport) -> None:
     folders = {os.path.dirname(x) for x in expected}
     tops = sorted(folders)
     pruned = [f for i, f in enumerate(tops) if not any(f.startswith(t + os.sep) for t in tops[:i])]

@@ -14,9 +14,10 @@ from pathlib import Path
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.classmap import class_map
 from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.textout import write_files
 from dsgen_core.formats.tree import SourceTree
 from dsgen_core.formats.yolo import read_labeled_images
-from dsgen_core.formats.yolo_rows import rows_by_image, yolo_losses
+from dsgen_core.formats.yolo_rows import label_texts, yolo_losses
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "DarknetYolo"]
@@ -117,21 +118,16 @@ class DarknetYolo:
             data_lines = [f"classes = {len(cmap.names)}"]
             for s in splits:
                 subset = _subset(s.name)
-                rows = rows_by_image(s.tables.annotations, s.tables.images, cmap, False, options.decimals)
-                listed, pairs = [], []
+                texts = label_texts(s.tables.annotations, s.tables.images, cmap, False, options.decimals)
                 ids = s.tables.images.column("image_id").to_pylist()
                 names = s.tables.images.column("file_name").to_pylist()
-                for image_id, name, src in zip(ids, names, image_sources(s), strict=True):
-                    rel = f"obj_{subset}_data/{name}"
-                    lab = out / _beside(rel)
-                    lab.parent.mkdir(parents=True, exist_ok=True)
-                    lines = rows.get(image_id, ())
-                    lab.write_text("".join(f"{line}\n" for line in lines))  # empty file = no objects (CVAT)
-                    n_labels += 1
-                    n_rows += len(lines)
-                    listed.append(f"data/{rel}")
-                    if src is not None:
-                        pairs.append((src, out / rel))
+                rels = [f"obj_{subset}_data/{name}" for name in names]
+                # an empty file for an image without objects, as CVAT writes it
+                write_files([f"{out}/{_beside(r)}" for r in rels], [texts.get(i) for i in ids])
+                n_labels += len(rels)
+                n_rows += sum(t.count("\n") for t in texts.values())
+                listed = [f"data/{r}" for r in rels]
+                pairs = [(src, out / r) for r, src in zip(rels, image_sources(s), strict=True) if src is not None]
                 n_images += place_images(pairs, options.images, report)
                 (out / f"{subset}.txt").write_text("".join(f"{x}\n" for x in listed))
                 data_lines.append(f"{subset} = data/{subset}.txt")

@@ -8,6 +8,7 @@ vectorised with numpy, and takes the box of every object from the lake's bbox co
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from dsgen_core.formats.base import ConversionReport, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.inventory import report_losses
+from dsgen_core.formats.textout import SHAPE_SQL, query
 from dsgen_core.validation import MAX_EXAMPLES, ValidationReport
 
-__all__ = ["LabelIssues", "read_label_text", "rows_by_image", "yolo_losses"]
+__all__ = ["LabelIssues", "label_texts", "read_clean_files", "read_label_text", "rows_by_image", "yolo_losses"]
 
 _TOLERANCE = 1e-6  # values this far outside 0–1 are rounding, not faults
 
@@ -101,6 +103,52 @@ def read_label_text(builder: TableBuilder, image_id: int, text: str, where: str,
             builder.annotation(image_id, cls, "SEGMENTATION", polygons=[pts.tolist()])
 
 
+def read_clean_files(builder: TableBuilder, image_ids: Sequence[int], texts: Sequence[str | None],
+                     sizes: Sequence[tuple[int, int]], names: int) -> bool:
+    """Parse every file at once when all rows are clean box rows (same column count, 5 or 6, single
+    spaces, no blank lines, classes in range, values in 0–1, no repeats); False leaves the builder
+    untouched, so the caller reads file by file and reports each fault with its line."""
+    present = [k for k, t in enumerate(texts) if t]
+    if not present:
+        return True
+    parts = [texts[k] if texts[k].endswith("\n") else texts[k] + "\n" for k in present]
+    big = "".join(parts)
+    raw = np.frombuffer(big.encode(), dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    per_line = np.diff(np.searchsorted(np.flatnonzero(raw == 32), newlines), prepend=0)  # spaces per line
+    ncols = int(per_line[0]) + 1
+    if ncols not in (5, 6) or not (per_line == per_line[0]).all():
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            vals = np.fromstring(big, sep=" ")  # noqa: NPY201 - text mode is the supported one
+    except ValueError:
+        return False
+    if vals.size != newlines.size * ncols:
+        return False
+    vals = vals.reshape(-1, ncols)
+    cls = vals[:, 0]
+    coords = vals[:, 1:5]
+    score = vals[:, 5] if ncols == 6 else None
+    if ((cls != np.floor(cls)) | (cls < 0) | (cls >= names)).any() or coords.min() < -_TOLERANCE \
+            or coords.max() > 1 + _TOLERANCE or (score is not None and ((score < 0) | (score > 1)).any()):
+        return False
+    rows_per_file = np.array([p.count("\n") for p in parts])
+    owner = np.repeat(np.asarray(present), rows_per_file)
+    keyed = np.column_stack([owner.astype(np.float64), vals])
+    if np.unique(keyed, axis=0).shape[0] != keyed.shape[0]:
+        return False
+    wh = np.asarray(sizes, dtype=np.float64)[owner]
+    box = np.empty((vals.shape[0], 4))
+    box[:, 0] = (coords[:, 0] - coords[:, 2] / 2) * wh[:, 0]
+    box[:, 1] = (coords[:, 1] - coords[:, 3] / 2) * wh[:, 1]
+    box[:, 2] = coords[:, 2] * wh[:, 0]
+    box[:, 3] = coords[:, 3] * wh[:, 1]
+    builder.boxes(np.asarray(image_ids, dtype=np.int64)[owner], cls.astype(np.int64), box, score)
+    return True
+
+
 def yolo_losses(report: ConversionReport, splits: Sequence, segment: bool) -> None:
     carried = {"boxes", "polygons"} if segment else {"boxes", "multipart"}
     report_losses(report, splits, carried)
@@ -121,6 +169,36 @@ def segment_task(tables_list: Sequence, options: WriteOptions) -> bool:
                 total += 1
                 with_outline += k == "SEGMENTATION" and bool(p)
     return total > 0 and with_outline == total
+
+
+_BOX_OK = (
+    "a.annotation_type IN ('BBOX', 'SEGMENTATION') AND a.bbox_x IS NOT NULL AND a.bbox_y IS NOT NULL"
+    " AND a.bbox_w IS NOT NULL AND a.bbox_h IS NOT NULL AND NOT (isnan(a.bbox_x) OR isnan(a.bbox_y)"
+    " OR isnan(a.bbox_w) OR isnan(a.bbox_h)) AND i.width > 0 AND i.height > 0"
+    f" AND {SHAPE_SQL} NOT IN ('polyline', 'points', 'cuboid')"
+)
+
+
+def label_texts(annotations: pa.Table, images: pa.Table, cmap: ClassMap, segment: bool,
+                decimals: int) -> dict[int, str]:
+    """The whole label file of every image with objects, keyed by image id (rows in annotation-id order)."""
+    if segment:
+        return {i: "".join(f"{x}\n" for x in rows)
+                for i, rows in rows_by_image(annotations, images, cmap, True, decimals).items()}
+    f = f"%.{int(decimals)}f"
+    sql = f"""
+        SELECT a.image_id,
+               string_agg(printf('%d {f} {f} {f} {f}', m.cls, (a.bbox_x + a.bbox_w / 2) / i.width,
+                                 (a.bbox_y + a.bbox_h / 2) / i.height, a.bbox_w / i.width, a.bbox_h / i.height)
+                          || chr(10), '' ORDER BY a.annotation_id) AS txt
+        FROM annotations a JOIN images i USING (image_id) JOIN cmap m USING (category_id)
+        WHERE {_BOX_OK}
+        GROUP BY a.image_id
+    """  # noqa: S608 - fixed SQL, the format width is an int
+    t = query(sql, annotations.select(["annotation_id", "image_id", "category_id", "annotation_type", "bbox_x",
+                                       "bbox_y", "bbox_w", "bbox_h", "extra"]),
+              images.select(["image_id", "width", "height"]), cmap)
+    return dict(zip(t.column("image_id").to_pylist(), t.column("txt").to_pylist(), strict=True))
 
 
 def _fmt(v: np.ndarray, decimals: int) -> list[str]:
