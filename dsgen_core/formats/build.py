@@ -154,18 +154,20 @@ class TableBuilder:
         cols: dict[str, pa.Array] = {
             "annotation_id": pa.array(ids), "image_id": pa.array(image_ids.astype(np.int64)),
             "category_id": pa.array(category_ids.astype(np.int64)),
-            "annotation_type": pa.array(np.full(n, "BBOX", dtype=object), pa.string()),
+            "annotation_type": pa.repeat(pa.scalar("BBOX", pa.string()), n),
             "bbox_x": pa.array(box[:, 0]), "bbox_y": pa.array(box[:, 1]), "bbox_w": pa.array(box[:, 2]),
             "bbox_h": pa.array(box[:, 3]), "area": pa.array(box[:, 2] * box[:, 3]),
             "score": pa.array(scores) if scores is not None else pa.nulls(n, pa.float64()),
-            "is_machine": pa.array(np.full(n, scores is not None)),
-            "source": pa.array(np.full(n, self.source, dtype=object), pa.string()),
+            "is_machine": pa.repeat(pa.scalar(scores is not None), n),
+            "source": pa.repeat(pa.scalar(self.source, pa.string()), n),
         }
         table = pa.table({f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in ANNOTATIONS_SCHEMA},
                          schema=ANNOTATIONS_SCHEMA)
         self._chunks.append(table)
-        uniq, counts = np.unique(image_ids, return_counts=True)
-        for i, c in zip(uniq.tolist(), counts.tolist(), strict=True):
+        order = np.sort(image_ids)
+        starts = np.flatnonzero(np.diff(order, prepend=order[0] - 1))
+        counts = np.diff(np.append(starts, order.size))
+        for i, c in zip(order[starts].tolist(), counts.tolist(), strict=True):
             self._counts[i] = self._counts.get(i, 0) + c
 
     def tables(self, meta: dict[str, Any] | None = None) -> DatasetTables:

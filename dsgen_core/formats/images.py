@@ -20,7 +20,7 @@ def relative_name(path: Path | str, root: Path | str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def read_texts(paths: Sequence[str], workers: int = 8) -> list[str | None]:
+def read_texts(paths: Sequence[str], workers: int = 1) -> list[str | None]:
     """The text of each file (None when it does not exist), read by a few threads."""
 
     def one(path: str) -> str | None:

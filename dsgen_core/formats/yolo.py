@@ -222,14 +222,14 @@ class UltralyticsYolo:
             for v in values:
                 if _resolve_entry(root, v) is None:
                     report.error("split_missing", f"{yaml_path.name}: {key}: {v} not found under {root}")
-            for entry in entries:
-                paths += _list_images(entry)
             same = seen.get(tuple(entries))
             if same:
                 report.warning("split_repeated", f"{yaml_path.name}: {key} lists the same images as {same} "
                                "(read once, as {same})".replace("{same}", same), 1)
                 continue
             seen[tuple(entries)] = key
+            for entry in entries:
+                paths += _list_images(entry)
             folder = entries[0] if len(entries) == 1 and entries[0].is_dir() else None
             out.append(self._read_split(key, paths, names, report, folder, root))
         return ReadResult(self.name, source, [s for s in out if s is not None])
