@@ -25,12 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from datasets import DATA, ensure_l
+from table import print_table  # bench/table.py: the script's own folder is on sys.path
 
-from datasets import DATA, ensure_l  # noqa: E402 - bench/ on the path first
-from table import print_table  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "bench" / "out" / "formats"
 TOOLS = ("dsgen", "datumaro", "globox", "supervision")

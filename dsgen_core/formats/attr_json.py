@@ -24,8 +24,7 @@ import orjson
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.headers import header_sizes
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.tree import SourceTree, is_image_name
 from dsgen_core.validation import MAX_EXAMPLES, ValidationReport
 
@@ -105,7 +104,7 @@ def _json_files(tree: SourceTree) -> list[str]:
     return [f for f in tree.listdir()[1] if f.lower().endswith(".json")]
 
 
-class AttrJson:
+class AttrJson(ExportBase):
     name = "attr_json"
     title = "ATTR_JSON (per-image attributes with a schema)"
 
@@ -131,10 +130,8 @@ class AttrJson:
 
     def read(self, source: Path, report: ValidationReport) -> ReadResult | None:
         tree = SourceTree(Path(source))
-        rel = next(iter(_json_files(tree)), None)
-        candidates = [r for r in _json_files(tree)]
-        doc = None
-        for r in candidates:
+        rel, doc = None, None
+        for r in _json_files(tree):
             try:
                 doc = orjson.loads((tree.root / r).read_bytes())
             except orjson.JSONDecodeError as exc:
@@ -183,33 +180,29 @@ class AttrJson:
         tables = b.tables({"format": self.name, "attr_schema": schema})
         return ReadResult(self.name, Path(source), [Split("default", tables, images_root)])
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        report_losses(report, splits, {"image_attributes"})
+    numbers_classes = False
+    carries = frozenset({"image_attributes"})
+
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
         if len(splits) > 1:
             report.notes.append("one attributes.json per split folder")
-        check_sources(splits, options, report)
-        return report
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: None,
+                   report: ConversionReport) -> dict[str, int]:
         n = n_images = 0
-        with staged(dest) as out:
-            for s in splits:
-                root = out if len(splits) == 1 else out / s.name
-                rows = _rows(s)
-                schema = s.tables.meta.get("attr_schema") or infer_schema(rows)
-                doc = {"format": MARKER, "version": 1, "schema": schema, "images": rows}
-                root.mkdir(parents=True, exist_ok=True)
-                (root / FILE_NAME).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-                n += len(rows)
-                pairs = [(src, root / "images" / name) for name, src in
-                         zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
-                         if src is not None]
-                n_images += place_images(pairs, options.images, report)
-        report.written = {"images": n_images, "entries": n}
-        return report
+        for s in splits:
+            root = out if len(splits) == 1 else out / s.name
+            rows = _rows(s)
+            schema = s.tables.meta.get("attr_schema") or infer_schema(rows)
+            doc = {"format": MARKER, "version": 1, "schema": schema, "images": rows}
+            root.mkdir(parents=True, exist_ok=True)
+            (root / FILE_NAME).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+            n += len(rows)
+            pairs = [(src, root / "images" / name) for name, src in
+                     zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
+                     if src is not None]
+            n_images += place_images(pairs, options.images, report)
+        return {"images": n_images, "entries": n}
 
 
 def _rows(s: Split) -> dict[str, dict[str, Any]]:

@@ -16,8 +16,7 @@ import pyarrow.compute as pc
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.coco_reader import read_coco
 from dsgen_core.formats.coco_writer import write_coco
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.tree import SourceTree
 from dsgen_core.lake.tables import DatasetTables
 from dsgen_core.validation import ValidationReport
@@ -45,9 +44,15 @@ def _split_name(json_name: str) -> str:
     return stem[len(_PREFIX):] if stem.startswith(_PREFIX) else "default"
 
 
-class Coco:
+# Everything but category-less records: unknown keys travel as JSON members, as the COCO reader keeps them.
+_CARRIED = ("boxes", "polygons", "multipart", "rle", "iscrowd", "rotation", "occluded", "attributes", "polylines",
+            "points", "ellipses", "cuboids", "keypoints", "tags", "scores", "extra", "metadata")
+
+
+class Coco(ExportBase):
     name = "coco"
     title = "COCO 1.0 (annotations/instances_<split>.json + images/)"
+    carries = frozenset(_CARRIED)
 
     def detect(self, tree: SourceTree) -> Detection | None:
         files = [f for f in _json_files(tree) if _looks_like_coco(tree.head(f, 1 << 16))]
@@ -91,38 +96,29 @@ class Coco:
             splits.append(Split(name, tables, root if root.is_dir() else None))
         return ReadResult(self.name, Path(source), splits)
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        report_losses(report, splits, set(_CARRIED))
-        report.class_map = [(c, c, n) for s in splits[:1] for c, n in zip(
-            s.tables.categories.column("category_id").to_pylist(), s.tables.categories.column("name").to_pylist(),
-            strict=True)]
-        check_sources(splits, options, report)
-        return report
+    numbers_classes = False  # COCO keeps the category ids themselves
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
+        cats = splits[0].tables.categories if splits else None
+        if cats is not None:
+            report.class_map = [(c, c, n) for c, n in zip(cats.column("category_id").to_pylist(),
+                                                          cats.column("name").to_pylist(), strict=True)]
+
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: None,
+                   report: ConversionReport) -> dict[str, int]:
         n_images = n_ann = 0
-        with staged(dest) as out:
-            (out / "annotations").mkdir()
-            for s in splits:
-                split = s.name or "default"
-                tables = _without_categoryless(s.tables)
-                write_coco(tables, out / "annotations" / f"{_PREFIX}{split}.json")
-                n_ann += tables.annotations.num_rows
-                images = out / "images" / (split if len(splits) > 1 else "")
-                pairs = [(src, images / name) for name, src in
-                         zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
-                         if src is not None]
-                n_images += place_images(pairs, options.images, report)
-        report.written = {"images": n_images, "annotations": n_ann, "json_files": len(splits)}
-        return report
-
-
-# Everything but category-less records: unknown keys travel as JSON members, as the COCO reader keeps them.
-_CARRIED = ("boxes", "polygons", "multipart", "rle", "iscrowd", "rotation", "occluded", "attributes", "polylines",
-            "points", "ellipses", "cuboids", "keypoints", "tags", "scores", "extra", "metadata")
+        (out / "annotations").mkdir()
+        for s in splits:
+            split = s.name or "default"
+            tables = _without_categoryless(s.tables)
+            write_coco(tables, out / "annotations" / f"{_PREFIX}{split}.json")
+            n_ann += tables.annotations.num_rows
+            images = out / "images" / (split if len(splits) > 1 else "")
+            pairs = [(src, images / name) for name, src in
+                     zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
+                     if src is not None]
+            n_images += place_images(pairs, options.images, report)
+        return {"images": n_images, "annotations": n_ann, "json_files": len(splits)}
 
 
 def _without_categoryless(t: DatasetTables) -> DatasetTables:

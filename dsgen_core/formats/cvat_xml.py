@@ -22,11 +22,10 @@ import orjson
 
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder, polygon_box
-from dsgen_core.formats.classmap import class_map
+from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.headers import header_sizes
-from dsgen_core.formats.inventory import report_losses
 from dsgen_core.formats.masks import coco_rle_to_cvat, cvat_rle_to_coco
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.tree import SourceTree
 from dsgen_core.formats.xmltext import (
     XmlError,
@@ -86,9 +85,10 @@ def _find_xml(tree: SourceTree) -> str | None:
     return next((c for c in cands if "<annotations" in tree.text(c, 4096)), None)
 
 
-class CvatXml:
+class CvatXml(ExportBase):
     name = "cvat_xml"
     title = "CVAT for images 1.1 (annotations.xml)"
+    carries = CARRIED
 
     def detect(self, tree: SourceTree) -> Detection | None:
         rel = _find_xml(tree)
@@ -231,51 +231,42 @@ class CvatXml:
 
     # -- write ----------------------------------------------------------------------------
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        class_map(splits, options, report)
-        extra = {"extra": ("fields CVAT XML has no place for (unknown COCO keys)",
-                           f"len(list_filter(json_keys(a.extra), lambda k: k NOT IN {_EXTRA_KEYS})) > 0")}
-        report_losses(report, splits, CARRIED, extra)
-        check_sources(splits, options, report)
-        return report
+    def extra_losses(self) -> dict[str, tuple[str, str]]:
+        return {"extra": ("fields CVAT XML has no place for (unknown COCO keys)",
+                          f"len(list_filter(json_keys(a.extra), lambda k: k NOT IN {_EXTRA_KEYS})) > 0")}
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
-        cmap = class_map(splits, options, ConversionReport(self.name))
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: ClassMap,
+                   report: ConversionReport) -> dict[str, int]:
         labels = _labels_xml(splits, cmap)
         n_images = n_shapes = 0
-        with staged(dest) as out:
-            pairs = []
-            total = sum(s.tables.images.num_rows for s in splits)
-            with open(out / "annotations.xml", "w", encoding="utf-8") as f:
-                f.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n')
-                f.write(f"  <meta>\n    <task>\n      <name>dsgen export</name>\n      <size>{total}</size>\n"
-                        f"      <mode>annotation</mode>\n      <overlap>0</overlap>\n{labels}    </task>\n"
-                        f"    <dumped>{datetime.now(UTC).isoformat()}</dumped>\n  </meta>\n")
-                frame = 0
-                named = len(splits) > 1 or splits[0].name not in ("", "default")
-                for s in splits:
-                    shapes = _shapes_by_image(s, cmap)
-                    img = s.tables.images
-                    for image_id, name, w, h, src in zip(img.column("image_id").to_pylist(),
-                                                         img.column("file_name").to_pylist(),
-                                                         img.column("width").to_pylist(),
-                                                         img.column("height").to_pylist(), image_sources(s),
-                                                         strict=True):
-                        subset = f" subset={quoteattr(s.name)}" if named else ""
-                        body = shapes.get(image_id, [])
-                        f.write(f"  <image id=\"{frame}\" name={quoteattr(name)}{subset} width=\"{w}\" "
-                                f"height=\"{h}\">\n" + "".join(body) + "  </image>\n")
-                        frame += 1
-                        n_shapes += len(body)
-                        if src is not None:
-                            pairs.append((src, out / "images" / name))
-                f.write("</annotations>\n")
-            n_images = place_images(pairs, options.images, report)
-        report.written = {"images": n_images, "frames": frame, "shapes": n_shapes}
-        return report
+        pairs = []
+        total = sum(s.tables.images.num_rows for s in splits)
+        with open(out / "annotations.xml", "w", encoding="utf-8") as f:
+            f.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n')
+            f.write(f"  <meta>\n    <task>\n      <name>dsgen export</name>\n      <size>{total}</size>\n"
+                    f"      <mode>annotation</mode>\n      <overlap>0</overlap>\n{labels}    </task>\n"
+                    f"    <dumped>{datetime.now(UTC).isoformat()}</dumped>\n  </meta>\n")
+            frame = 0
+            named = len(splits) > 1 or splits[0].name not in ("", "default")
+            for s in splits:
+                shapes = _shapes_by_image(s, cmap)
+                img = s.tables.images
+                for image_id, name, w, h, src in zip(img.column("image_id").to_pylist(),
+                                                     img.column("file_name").to_pylist(),
+                                                     img.column("width").to_pylist(),
+                                                     img.column("height").to_pylist(), image_sources(s),
+                                                     strict=True):
+                    subset = f" subset={quoteattr(s.name)}" if named else ""
+                    body = shapes.get(image_id, [])
+                    f.write(f"  <image id=\"{frame}\" name={quoteattr(name)}{subset} width=\"{w}\" "
+                            f"height=\"{h}\">\n" + "".join(body) + "  </image>\n")
+                    frame += 1
+                    n_shapes += len(body)
+                    if src is not None:
+                        pairs.append((src, out / "images" / name))
+            f.write("</annotations>\n")
+        n_images = place_images(pairs, options.images, report)
+        return {"images": n_images, "frames": frame, "shapes": n_shapes}
 
 
 def _check_images(s: Split, report: ValidationReport) -> None:

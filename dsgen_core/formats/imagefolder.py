@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
+from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
-from dsgen_core.formats.classmap import class_map
+from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.images import add_images
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.tree import SourceTree, is_image_name
 from dsgen_core.validation import MAX_EXAMPLES, ValidationReport
 
@@ -46,7 +45,7 @@ def _layout(tree: SourceTree) -> dict[str, str] | None:
     return {"default": ""} if _class_dirs(tree, "") else None
 
 
-class ImageFolder:
+class ImageFolder(ExportBase):
     name = "imagefolder"
     title = "ImageFolder (one folder per class)"
 
@@ -91,10 +90,10 @@ class ImageFolder:
             splits.append(Split(split, b.tables({"format": self.name}), root))
         return ReadResult(self.name, Path(source), splits)
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        class_map(splits, options, report)
-        report_losses(report, splits, {"tags"})
+    carries = frozenset({"tags"})
+    needs_images = True
+
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
         multi, unlabeled = [], []
         n_multi = n_unlabeled = 0
         for s in splits:
@@ -113,35 +112,27 @@ class ImageFolder:
         report.lose("multi_label", "images with several labels (written once into each class folder)", n_multi,
                     multi)
         report.lose("unlabeled_images", "images without an image-level label (not written)", n_unlabeled, unlabeled)
-        if options.images is ImageMode.NONE:
-            report.problems.append("an ImageFolder export is its images: choose hardlink, symlink or copy")
-        check_sources(splits, options, report)
-        return report
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
-        cmap = class_map(splits, options, ConversionReport(self.name))
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: ClassMap,
+                   report: ConversionReport) -> dict[str, int]:
         single = len(splits) == 1 and splits[0].name in ("", "default")
         n = 0
-        with staged(dest) as out:
-            for c in cmap.names:
-                for s in splits:
-                    (out / ("" if single else s.name) / c).mkdir(parents=True, exist_ok=True)
+        for c in cmap.names:
             for s in splits:
-                labels = _labels(s)
-                pairs = []
-                for image_id, name, src in zip(s.tables.images.column("image_id").to_pylist(),
-                                               s.tables.images.column("file_name").to_pylist(), image_sources(s),
-                                               strict=True):
-                    for cat in labels.get(image_id, []):
-                        cname = cmap.name_of(cat)
-                        if cname is not None and src is not None:
-                            rel = name[len(cname) + 1:] if name.startswith(f"{cname}/") else name  # read from a class folder
-                            pairs.append((src, out / ("" if single else s.name) / cname / rel))
-                n += place_images(pairs, options.images, report)
-        report.written = {"images": n, "classes": len(cmap.names)}
-        return report
+                (out / ("" if single else s.name) / c).mkdir(parents=True, exist_ok=True)
+        for s in splits:
+            labels = _labels(s)
+            pairs = []
+            for image_id, name, src in zip(s.tables.images.column("image_id").to_pylist(),
+                                           s.tables.images.column("file_name").to_pylist(), image_sources(s),
+                                           strict=True):
+                for cat in labels.get(image_id, []):
+                    cname = cmap.name_of(cat)
+                    if cname is not None and src is not None:
+                        rel = name[len(cname) + 1:] if name.startswith(f"{cname}/") else name  # read from a class folder
+                        pairs.append((src, out / ("" if single else s.name) / cname / rel))
+            n += place_images(pairs, options.images, report)
+        return {"images": n, "classes": len(cmap.names)}
 
 
 def _labels(s: Split) -> dict[int, list[int]]:

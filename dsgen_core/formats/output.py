@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from dsgen_core.formats.base import (
@@ -23,7 +24,7 @@ from dsgen_core.formats.base import (
 )
 from dsgen_core.validation import MAX_EXAMPLES
 
-__all__ = ["check_sources", "image_sources", "place_images", "refuse_if_needed", "staged"]
+__all__ = ["ExportBase", "check_sources", "image_sources", "place_images", "refuse_if_needed", "staged"]
 
 
 def image_sources(split: Split) -> list[Path | None]:
@@ -116,3 +117,53 @@ def place_images(pairs: Sequence[tuple[Path, Path]], mode: ImageMode, report: Co
     if copied:
         report.notes.append(f"{copied} image(s) copied: hard links are not possible across file systems")
     return len(results)
+
+
+class ExportBase:
+    """The plan → refuse → write-into-a-staged-folder sequence every writer shares.
+
+    A format declares the features it `carries`, adds its own findings in `check`, and writes in
+    `write_into`, which returns the `written` counts.
+    """
+
+    name: str = ""
+    carries: frozenset[str] = frozenset()
+    numbers_classes = True  # index- or name-based targets: record the class map
+    needs_images = False  # the export is made of its images (ImageFolder, unlabeled)
+
+    def carried(self, splits: Sequence[Split], options: WriteOptions) -> set[str]:
+        return set(self.carries)
+
+    def extra_losses(self) -> dict[str, tuple[str, str]] | None:
+        return None
+
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
+        """Format-specific losses, problems and notes."""
+
+    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
+        from dsgen_core.formats.classmap import class_map
+        from dsgen_core.formats.inventory import report_losses
+
+        report = ConversionReport(self.name)
+        if self.numbers_classes:
+            class_map(splits, options, report)
+        report_losses(report, splits, self.carried(splits, options), self.extra_losses())
+        self.check(splits, options, report)
+        if self.needs_images and options.images is ImageMode.NONE:
+            report.problems.append(f"a {self.name} export is its images: choose hardlink, symlink or copy")
+        check_sources(splits, options, report)
+        return report
+
+    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
+        from dsgen_core.formats.classmap import class_map
+
+        report = self.plan(splits, options)
+        refuse_if_needed(report, options)
+        cmap = class_map(splits, options, ConversionReport(self.name)) if self.numbers_classes else None
+        with staged(dest) as out:
+            report.written = self.write_into(out, splits, options, cmap, report)
+        return report
+
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: Any,
+                   report: ConversionReport) -> dict[str, int]:
+        raise NotImplementedError

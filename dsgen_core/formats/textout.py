@@ -16,12 +16,13 @@ import pyarrow as pa
 
 from dsgen_core.formats.classmap import ClassMap
 
-__all__ = ["SHAPE_SQL", "XML_ESCAPE", "query", "write_files"]
+__all__ = ["SHAPE_SQL", "xml_escape", "query", "write_files"]
 
 SHAPE_SQL = "coalesce(json_extract_string(a.extra, '$.shape'), '')"
 
 
-def XML_ESCAPE(expr: str) -> str:  # noqa: N802 - reads as a constant-like SQL template
+def xml_escape(expr: str) -> str:
+    """SQL escaping the XML special characters of a text expression."""
     return f"replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
 
 

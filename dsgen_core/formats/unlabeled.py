@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
+from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.images import add_images
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.tree import SourceTree, is_image_name
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "Unlabeled"]
 
 
-class Unlabeled:
+class Unlabeled(ExportBase):
     name = "unlabeled"
     title = "Images only (no annotations)"
 
@@ -42,27 +41,19 @@ class Unlabeled:
         add_images(b, paths, tree.root, report)
         return ReadResult(self.name, source, [Split("default", b.tables({"format": self.name}), tree.root)])
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        report_losses(report, splits, ())
-        if options.images is ImageMode.NONE:
-            report.problems.append("an images-only export is its images: choose hardlink, symlink or copy")
-        check_sources(splits, options, report)
-        return report
+    numbers_classes = False
+    needs_images = True
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: None,
+                   report: ConversionReport) -> dict[str, int]:
         n = 0
-        with staged(dest) as out:
-            for s in splits:
-                root = out if len(splits) == 1 else out / s.name
-                pairs = [(src, root / name) for name, src in
-                         zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
-                         if src is not None]
-                n += place_images(pairs, options.images, report)
-        report.written = {"images": n}
-        return report
+        for s in splits:
+            root = out if len(splits) == 1 else out / s.name
+            pairs = [(src, root / name) for name, src in
+                     zip(s.tables.images.column("file_name").to_pylist(), image_sources(s), strict=True)
+                     if src is not None]
+            n += place_images(pairs, options.images, report)
+        return {"images": n}
 
 
 FORMAT = Unlabeled()

@@ -18,8 +18,8 @@ import orjson
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.images import add_images, relative_name
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
+from dsgen_core.formats.textout import write_files
 from dsgen_core.formats.tree import SourceTree
 from dsgen_core.validation import MAX_EXAMPLES, ValidationReport
 
@@ -44,7 +44,7 @@ def _split_roots(tree: SourceTree) -> dict[str, str]:
     return {k: v for k, v in roots.items() if tree.is_dir(f"{v}/annotations".lstrip("/"))}
 
 
-class VisDrone:
+class VisDrone(ExportBase):
     name = "visdrone"
     title = "VisDrone-DET (images/ + annotations/*.txt)"
 
@@ -118,19 +118,22 @@ class VisDrone:
 
     # -- write ----------------------------------------------------------------------------
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        mapping = _mapping(splits)
-        report.class_map = sorted((cid, vid, CATEGORIES[vid]) for cid, vid in mapping.items())
+    numbers_classes = False  # VisDrone's own list, matched by name
+    carries = frozenset({"boxes", "occluded", "attributes", "multipart"})
+
+    def extra_losses(self) -> dict[str, tuple[str, str]]:
         own = "['occluded', 'rotation', 'score', 'truncation', 'occlusion']"
-        extra = {
+        return {
             "attributes": ("object attributes other than score, truncation and occlusion",
                            f"len(list_filter(json_keys(a.attributes), lambda k: NOT list_contains({own}, k))) > 0"),
             "rounding": ("box coordinates rounded to whole pixels",
                          "a.annotation_type IN ('BBOX', 'SEGMENTATION') AND (a.bbox_x <> round(a.bbox_x) OR "
                          "a.bbox_y <> round(a.bbox_y) OR a.bbox_w <> round(a.bbox_w) OR a.bbox_h <> round(a.bbox_h))"),
         }
-        report_losses(report, splits, {"boxes", "occluded", "attributes", "multipart"}, extra)
+
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
+        mapping = _mapping(splits)
+        report.class_map = sorted((cid, vid, CATEGORIES[vid]) for cid, vid in mapping.items())
         lost, ex = 0, []
         for s in splits:
             names = dict(zip(s.tables.categories.column("category_id").to_pylist(),
@@ -142,35 +145,26 @@ class VisDrone:
                     if len(ex) < MAX_EXAMPLES:
                         ex.append(f"annotation {aid} ({names.get(cat, cat)})")
         report.lose("classes", "objects whose class is not one of VisDrone's categories", lost, ex)
-        check_sources(splits, options, report)
-        return report
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: None,
+                   report: ConversionReport) -> dict[str, int]:
         mapping = _mapping(splits)
         n_files = n_rows = n_images = 0
         single = len(splits) == 1 and splits[0].name in ("", "default")
-        with staged(dest) as out:
-            for s in splits:
-                root = out if single else out / f"{_PREFIX}{s.name}"
-                lines = _lines_by_image(s, mapping)
-                pairs = []
-                for image_id, name, src in zip(s.tables.images.column("image_id").to_pylist(),
-                                               s.tables.images.column("file_name").to_pylist(), image_sources(s),
-                                               strict=True):
-                    lab = root / "annotations" / (os.path.splitext(name)[0] + ".txt")
-                    lab.parent.mkdir(parents=True, exist_ok=True)
-                    rows = lines.get(image_id, [])
-                    lab.write_text("".join(f"{r}\n" for r in rows))
-                    n_files += 1
-                    n_rows += len(rows)
-                    if src is not None:
-                        pairs.append((src, root / "images" / name))
-                (root / "images").mkdir(parents=True, exist_ok=True)
-                n_images += place_images(pairs, options.images, report)
-        report.written = {"images": n_images, "annotation_files": n_files, "rows": n_rows}
-        return report
+        for s in splits:
+            root = out if single else out / f"{_PREFIX}{s.name}"
+            lines = _lines_by_image(s, mapping)
+            ids = s.tables.images.column("image_id").to_pylist()
+            names = s.tables.images.column("file_name").to_pylist()
+            write_files([f"{root}/annotations/{os.path.splitext(n)[0]}.txt" for n in names],
+                        ["".join(f"{r}\n" for r in lines.get(i, [])) for i in ids])
+            n_files += len(names)
+            n_rows += sum(len(v) for v in lines.values())
+            (root / "images").mkdir(parents=True, exist_ok=True)
+            pairs = [(src, root / "images" / n) for n, src in zip(names, image_sources(s), strict=True)
+                     if src is not None]
+            n_images += place_images(pairs, options.images, report)
+        return {"images": n_images, "annotation_files": n_files, "rows": n_rows}
 
 
 def _mapping(splits: Sequence[Split]) -> dict[int, int]:

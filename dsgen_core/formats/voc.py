@@ -15,11 +15,10 @@ from typing import Any
 
 from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
-from dsgen_core.formats.classmap import class_map
+from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.headers import header_sizes
-from dsgen_core.formats.inventory import report_losses
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
-from dsgen_core.formats.textout import SHAPE_SQL, XML_ESCAPE, query, write_files
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
+from dsgen_core.formats.textout import SHAPE_SQL, query, write_files, xml_escape
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree
 from dsgen_core.formats.xmltext import XmlError, escape, parse_file, span, typed_value
 from dsgen_core.validation import ValidationReport
@@ -70,9 +69,10 @@ def _flag(value: str | None) -> bool:
         return value.lower() == "true"
 
 
-class PascalVoc:
+class PascalVoc(ExportBase):
     name = "voc"
     title = "Pascal VOC (Annotations/*.xml, JPEGImages/, ImageSets/Main/)"
+    carries = CARRIED
 
     def detect(self, tree: SourceTree) -> Detection | None:
         folder = "Annotations" if tree.is_dir("Annotations") else None
@@ -214,43 +214,32 @@ class PascalVoc:
 
     # -- write ----------------------------------------------------------------------------
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        class_map(splits, options, report)
-        report_losses(report, splits, CARRIED)
-        check_sources(splits, options, report)
-        return report
-
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
-        cmap = class_map(splits, options, ConversionReport(self.name))
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: ClassMap,
+                   report: ConversionReport) -> dict[str, int]:
         n_xml = n_obj = n_images = 0
-        with staged(dest) as out:
-            (out / "Annotations").mkdir()
-            main = out / "ImageSets" / "Main"
-            main.mkdir(parents=True)
-            for s in splits:
-                objects, counts = _objects_xml(s, cmap)
-                img = s.tables.images
-                ids, names = img.column("image_id").to_pylist(), img.column("file_name").to_pylist()
-                items = [os.path.splitext(n)[0] for n in names]
-                texts = [_xml(item, os.path.basename(name), w, h, objects.get(i, ""))
-                         for i, item, name, w, h in zip(ids, items, names, img.column("width").to_pylist(),
-                                                        img.column("height").to_pylist(), strict=True)]
-                write_files([f"{out}/Annotations/{item}.xml" for item in items], texts)
-                n_xml += len(items)
-                n_obj += counts
-                if options.images is not ImageMode.NONE:
-                    pairs = [(src, out / "JPEGImages" / name) for name, src in zip(names, image_sources(s), strict=True)
-                             if src is not None]
-                    n_images += place_images(pairs, options.images, report)
-                (main / f"{_subset(s.name)}.txt").write_text("".join(f"{i}\n" for i in items))
-            lines = [_LABELMAP_HEADER, "background:0,0,0::"]
-            lines += [f"{n}:{_palette(i + 1)}::" for i, n in enumerate(cmap.names)]
-            (out / "labelmap.txt").write_text("\n".join(lines) + "\n")
-        report.written = {"images": n_images, "xml_files": n_xml, "objects": n_obj}
-        return report
+        (out / "Annotations").mkdir()
+        main = out / "ImageSets" / "Main"
+        main.mkdir(parents=True)
+        for s in splits:
+            objects, counts = _objects_xml(s, cmap)
+            img = s.tables.images
+            ids, names = img.column("image_id").to_pylist(), img.column("file_name").to_pylist()
+            items = [os.path.splitext(n)[0] for n in names]
+            texts = [_xml(item, os.path.basename(name), w, h, objects.get(i, ""))
+                     for i, item, name, w, h in zip(ids, items, names, img.column("width").to_pylist(),
+                                                    img.column("height").to_pylist(), strict=True)]
+            write_files([f"{out}/Annotations/{item}.xml" for item in items], texts)
+            n_xml += len(items)
+            n_obj += counts
+            if options.images is not ImageMode.NONE:
+                pairs = [(src, out / "JPEGImages" / name) for name, src in zip(names, image_sources(s), strict=True)
+                         if src is not None]
+                n_images += place_images(pairs, options.images, report)
+            (main / f"{_subset(s.name)}.txt").write_text("".join(f"{i}\n" for i in items))
+        lines = [_LABELMAP_HEADER, "background:0,0,0::"]
+        lines += [f"{n}:{_palette(i + 1)}::" for i, n in enumerate(cmap.names)]
+        (out / "labelmap.txt").write_text("\n".join(lines) + "\n")
+        return {"images": n_images, "xml_files": n_xml, "objects": n_obj}
 
 
 def _subset(name: str) -> str:
@@ -276,8 +265,8 @@ _OBJECTS_SQL = f"""
     ), k AS (SELECT *, {_ATTR_KEYS} AS keys FROM o)
     SELECT image_id, count(*) AS n, string_agg(
         '  <object>' || chr(10) ||
-        '    <name>' || {XML_ESCAPE("name")} || '</name>' || chr(10) ||
-        '    <pose>' || {XML_ESCAPE("coalesce(json_extract_string(j, '$.pose'), 'Unspecified')")} || '</pose>'
+        '    <name>' || {xml_escape("name")} || '</name>' || chr(10) ||
+        '    <pose>' || {xml_escape("coalesce(json_extract_string(j, '$.pose'), 'Unspecified')")} || '</pose>'
         || chr(10) ||
         '    <truncated>' || {_flag_sql("truncated")} || '</truncated>' || chr(10) ||
         '    <occluded>' || {_flag_sql("occluded")} || '</occluded>' || chr(10) ||
@@ -285,8 +274,8 @@ _OBJECTS_SQL = f"""
         '    <bndbox><xmin>' || x0::VARCHAR || '</xmin><ymin>' || y0::VARCHAR || '</ymin><xmax>' || x1::VARCHAR ||
         '</xmax><ymax>' || y1::VARCHAR || '</ymax></bndbox>' || chr(10) ||
         CASE WHEN len(keys) > 0 THEN '    <attributes>' || chr(10) || array_to_string(list_transform(keys,
-            lambda k: '      <attribute><name>' || {XML_ESCAPE("k")} || '</name><value>' ||
-            {XML_ESCAPE(_ATTR_VALUE)} || '</value></attribute>' || chr(10)), '') || '    </attributes>' || chr(10)
+            lambda k: '      <attribute><name>' || {xml_escape("k")} || '</name><value>' ||
+            {xml_escape(_ATTR_VALUE)} || '</value></attribute>' || chr(10)), '') || '    </attributes>' || chr(10)
         ELSE '' END ||
         '  </object>' || chr(10), '' ORDER BY annotation_id) AS xml
     FROM k GROUP BY image_id

@@ -19,9 +19,9 @@ import yaml
 
 from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
-from dsgen_core.formats.classmap import class_map
+from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.images import add_images, read_texts, relative_name
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
+from dsgen_core.formats.output import ExportBase, image_sources, place_images
 from dsgen_core.formats.textout import write_files
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree, is_image_name
 from dsgen_core.formats.yolo_rows import (
@@ -30,7 +30,7 @@ from dsgen_core.formats.yolo_rows import (
     read_clean_files,
     read_label_text,
     segment_task,
-    yolo_losses,
+    yolo_carried,
 )
 from dsgen_core.validation import ValidationReport
 
@@ -149,7 +149,7 @@ def _estimate_rows(tree: SourceTree, labels: list[str]) -> int:
     return round(rows * len(labels) / len(sample))
 
 
-class UltralyticsYolo:
+class UltralyticsYolo(ExportBase):
     name = "yolo"
     title = "YOLO (Ultralytics data.yaml + images/ + labels/)"
 
@@ -271,17 +271,16 @@ class UltralyticsYolo:
 
     # -- write ----------------------------------------------------------------------------
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        class_map(splits, options, report)
-        segment = segment_task([s.tables for s in splits], options)
-        yolo_losses(report, splits, segment)
+    def carried(self, splits: Sequence[Split], options: WriteOptions) -> set[str]:
+        return yolo_carried(segment_task([s.tables for s in splits], options))
+
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
+        if segment_task([s.tables for s in splits], options):
+            report.notes.append("segmentation rows: boxes without an outline are written as 4-corner polygons")
         names = [_out_split(s.name) for s in splits]
         if len(set(names)) != len(names):
             report.problems.append(f"two splits would share one folder: {names}")
-        for n in names:
-            if n in _RESERVED:
-                report.problems.append(f"split name {n!r} is a reserved data.yaml key")
+        report.problems += [f"split name {n!r} is a reserved data.yaml key" for n in names if n in _RESERVED]
         for s in splits:
             seen: dict[str, str] = {}
             for f in s.tables.images.column("file_name").to_pylist():
@@ -290,42 +289,42 @@ class UltralyticsYolo:
                     report.problems.append(f"{s.name}: {seen[lab]} and {f} would share one label file")
                     break
                 seen[lab] = f
-        check_sources(splits, options, report)
-        return report
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
-        cmap = class_map(splits, options, ConversionReport(self.name))
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: ClassMap,
+                   report: ConversionReport) -> dict[str, int]:
         segment = segment_task([s.tables for s in splits], options)
-        with staged(dest) as out:
-            keys: dict[str, str] = {}
-            n_labels = n_rows = n_images = 0
-            for s in splits:
-                folder = _out_split(s.name)
-                key = "val" if folder in _VAL_NAMES else folder
-                keys.setdefault(key, f"images/{folder}")
-                texts = label_texts(s.tables.annotations, s.tables.images, cmap, segment, options.decimals)
-                ids = s.tables.images.column("image_id").to_pylist()
-                names = s.tables.images.column("file_name").to_pylist()
-                base = f"{out}/labels/{folder}/"
-                write_files([base + os.path.splitext(n)[0] + ".txt" for n in names], [texts.get(i) for i in ids])
-                n_labels += len(names)
-                n_rows += sum(t.count("\n") for t in texts.values())
-                if options.images is not ImageMode.NONE:
-                    pairs = [(src, out / "images" / folder / name) for name, src in
-                             zip(names, image_sources(s), strict=True) if src is not None]
-                    n_images += place_images(pairs, options.images, report)
-            if "val" not in keys:
-                keys["val"] = keys.get("train") or next(iter(keys.values()))
-                report.notes.append(f"no val split: data.yaml's val points at {keys['val']} (Ultralytics needs one)")
-            doc: dict[str, Any] = {k: keys[k] for k in ("train", "val", "test") if k in keys}
-            doc.update({k: v for k, v in keys.items() if k not in doc})
-            doc["nc"] = len(cmap.names)
-            doc["names"] = dict(enumerate(cmap.names))
-            (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-        report.written = {"images": n_images, "label_files": n_labels, "rows": n_rows}
-        return report
+        keys: dict[str, str] = {}
+        n_labels = n_rows = n_images = 0
+        for s in splits:
+            folder = _out_split(s.name)
+            keys.setdefault("val" if folder in _VAL_NAMES else folder, f"images/{folder}")
+            rows, images = write_labels(s, cmap, segment, options, lambda name, f=folder: f"labels/{f}/{name}",
+                                        lambda name, f=folder: f"images/{f}/{name}", out, report)
+            n_labels += s.tables.images.num_rows
+            n_rows += rows
+            n_images += images
+        if "val" not in keys:
+            keys["val"] = keys.get("train") or next(iter(keys.values()))
+            report.notes.append(f"no val split: data.yaml's val points at {keys['val']} (Ultralytics needs one)")
+        doc: dict[str, Any] = {k: keys[k] for k in ("train", "val", "test") if k in keys}
+        doc.update({k: v for k, v in keys.items() if k not in doc})
+        doc["nc"] = len(cmap.names)
+        doc["names"] = dict(enumerate(cmap.names))
+        (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        return {"images": n_images, "label_files": n_labels, "rows": n_rows}
+
+
+def write_labels(s: Split, cmap: ClassMap, segment: bool, options: WriteOptions, label_rel, image_rel, out: Path,
+                 report: ConversionReport) -> tuple[int, int]:
+    """One label file per image (empty without objects) and its image beside it; (rows, images) written.
+    `label_rel`/`image_rel` turn a file name into its path inside the export."""
+    texts = label_texts(s.tables.annotations, s.tables.images, cmap, segment, options.decimals)
+    ids = s.tables.images.column("image_id").to_pylist()
+    names = s.tables.images.column("file_name").to_pylist()
+    write_files([f"{out}/{label_rel(os.path.splitext(n)[0] + '.txt')}" for n in names], [texts.get(i) for i in ids])
+    pairs = [(src, out / image_rel(name)) for name, src in zip(names, image_sources(s), strict=True)
+             if src is not None] if options.images is not ImageMode.NONE else []
+    return sum(t.count("\n") for t in texts.values()), place_images(pairs, options.images, report)
 
 
 def _out_split(name: str) -> str:

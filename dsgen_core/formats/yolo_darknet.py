@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsgen_core.formats.base import ConversionReport, Detection, ReadResult, Split, WriteOptions
-from dsgen_core.formats.classmap import class_map
-from dsgen_core.formats.output import check_sources, image_sources, place_images, refuse_if_needed, staged
-from dsgen_core.formats.textout import write_files
+from dsgen_core.formats.classmap import ClassMap
+from dsgen_core.formats.output import ExportBase
 from dsgen_core.formats.tree import SourceTree
-from dsgen_core.formats.yolo import read_labeled_images
-from dsgen_core.formats.yolo_rows import label_texts, yolo_losses
+from dsgen_core.formats.yolo import read_labeled_images, write_labels
+from dsgen_core.formats.yolo_rows import yolo_carried
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "DarknetYolo"]
@@ -43,9 +42,10 @@ def parse_obj_data(text: str) -> dict[str, str]:
     return out
 
 
-class DarknetYolo:
+class DarknetYolo(ExportBase):
     name = "yolo_darknet"
     title = "YOLO 1.1 (CVAT / Darknet: obj.names, obj.data, obj_train_data/)"
+    carries = frozenset(yolo_carried(segment=False))
 
     def detect(self, tree: SourceTree) -> Detection | None:
         has_data, has_names = tree.is_file("obj.data"), tree.is_file("obj.names")
@@ -98,43 +98,28 @@ class DarknetYolo:
             splits.append(read_labeled_images(self.name, subset, paths, image_root, names, _beside, report, root))
         return ReadResult(self.name, Path(source), splits)
 
-    def plan(self, splits: Sequence[Split], options: WriteOptions) -> ConversionReport:
-        report = ConversionReport(self.name)
-        class_map(splits, options, report)
-        yolo_losses(report, splits, segment=False)
-        for s in splits:
-            if _subset(s.name) in _RESERVED:
-                report.problems.append(f"subset name {s.name!r} is reserved in obj.data")
-        check_sources(splits, options, report)
-        return report
+    def check(self, splits: Sequence[Split], options: WriteOptions, report: ConversionReport) -> None:
+        report.problems += [f"subset name {s.name!r} is reserved in obj.data" for s in splits
+                            if _subset(s.name) in _RESERVED]
 
-    def write(self, splits: Sequence[Split], dest: Path, options: WriteOptions) -> ConversionReport:
-        report = self.plan(splits, options)
-        refuse_if_needed(report, options)
-        cmap = class_map(splits, options, ConversionReport(self.name))
+    def write_into(self, out: Path, splits: Sequence[Split], options: WriteOptions, cmap: ClassMap,
+                   report: ConversionReport) -> dict[str, int]:
         n_rows = n_images = n_labels = 0
-        with staged(dest) as out:
-            (out / "obj.names").write_text("".join(f"{n}\n" for n in cmap.names))
-            data_lines = [f"classes = {len(cmap.names)}"]
-            for s in splits:
-                subset = _subset(s.name)
-                texts = label_texts(s.tables.annotations, s.tables.images, cmap, False, options.decimals)
-                ids = s.tables.images.column("image_id").to_pylist()
-                names = s.tables.images.column("file_name").to_pylist()
-                rels = [f"obj_{subset}_data/{name}" for name in names]
-                # an empty file for an image without objects, as CVAT writes it
-                write_files([f"{out}/{_beside(r)}" for r in rels], [texts.get(i) for i in ids])
-                n_labels += len(rels)
-                n_rows += sum(t.count("\n") for t in texts.values())
-                listed = [f"data/{r}" for r in rels]
-                pairs = [(src, out / r) for r, src in zip(rels, image_sources(s), strict=True) if src is not None]
-                n_images += place_images(pairs, options.images, report)
-                (out / f"{subset}.txt").write_text("".join(f"{x}\n" for x in listed))
-                data_lines.append(f"{subset} = data/{subset}.txt")
-            data_lines += ["names = data/obj.names", "backup = backup/"]
-            (out / "obj.data").write_text("\n".join(data_lines) + "\n")
-        report.written = {"images": n_images, "label_files": n_labels, "rows": n_rows}
-        return report
+        (out / "obj.names").write_text("".join(f"{n}\n" for n in cmap.names))
+        data_lines = [f"classes = {len(cmap.names)}"]
+        for s in splits:
+            subset = _subset(s.name)
+            rows, images = write_labels(s, cmap, False, options, lambda n, d=subset: f"obj_{d}_data/{n}",
+                                        lambda n, d=subset: f"obj_{d}_data/{n}", out, report)
+            n_rows += rows
+            n_images += images
+            n_labels += s.tables.images.num_rows
+            listed = "".join(f"data/obj_{subset}_data/{n}\n" for n in s.tables.images.column("file_name").to_pylist())
+            (out / f"{subset}.txt").write_text(listed)
+            data_lines.append(f"{subset} = data/{subset}.txt")
+        data_lines += ["names = data/obj.names", "backup = backup/"]
+        (out / "obj.data").write_text("\n".join(data_lines) + "\n")
+        return {"images": n_images, "label_files": n_labels, "rows": n_rows}
 
 
 def _subset(name: str) -> str:

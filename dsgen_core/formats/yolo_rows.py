@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from dsgen_core.formats.base import ConversionReport, WriteOptions
+from dsgen_core.formats.base import WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.classmap import ClassMap
-from dsgen_core.formats.inventory import report_losses
 from dsgen_core.formats.textout import SHAPE_SQL, query
 from dsgen_core.validation import MAX_EXAMPLES, ValidationReport
 
-__all__ = ["LabelIssues", "label_texts", "read_clean_files", "read_label_text", "rows_by_image", "yolo_losses"]
+__all__ = ["LabelIssues", "label_texts", "read_clean_files", "read_label_text", "rows_by_image", "yolo_carried"]
 
 _TOLERANCE = 1e-6  # values this far outside 0–1 are rounding, not faults
 
@@ -122,7 +121,7 @@ def read_clean_files(builder: TableBuilder, image_ids: Sequence[int], texts: Seq
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            vals = np.fromstring(big, sep=" ")  # noqa: NPY201 - text mode is the supported one
+            vals = np.fromstring(big, sep=" ")  # text mode: a C parser, and a ValueError on anything else
     except ValueError:
         return False
     if vals.size != newlines.size * ncols:
@@ -149,11 +148,9 @@ def read_clean_files(builder: TableBuilder, image_ids: Sequence[int], texts: Seq
     return True
 
 
-def yolo_losses(report: ConversionReport, splits: Sequence, segment: bool) -> None:
-    carried = {"boxes", "polygons"} if segment else {"boxes", "multipart"}
-    report_losses(report, splits, carried)
-    if segment:
-        report.notes.append("segmentation rows: boxes without an outline are written as 4-corner polygons")
+def yolo_carried(segment: bool) -> set[str]:
+    """Box rows carry boxes (a multi-part outline is one box); polygon rows carry outlines too."""
+    return {"boxes", "polygons"} if segment else {"boxes", "multipart"}
 
 
 def segment_task(tables_list: Sequence, options: WriteOptions) -> bool:

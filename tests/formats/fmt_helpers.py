@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dsgen_core.formats.base import Split
+from dsgen_core.formats.base import Format, ReadResult, Split
 from dsgen_core.formats.coco_reader import read_coco
 from dsgen_core.sample_data import SampleSpec, generate_cvat_coco
 from dsgen_core.validation import ValidationReport
@@ -63,3 +63,9 @@ def assert_close_objects(got: dict, want: dict, size: dict, rel: float = 1e-6) -
         for a, b in zip(g, w, strict=True):
             for k, scale in zip(range(1, 5), (W, H, W, H), strict=True):
                 assert abs(a[k] - b[k]) <= rel * scale, (name, a, b)
+
+
+def read(fmt: Format, source: Path) -> tuple[ReadResult | None, ValidationReport]:
+    """Read `source` with a format; the result and its validation report."""
+    report = ValidationReport()
+    return fmt.read(source, report), report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fmt_helpers import jpeg, objects, sample_split
+from fmt_helpers import jpeg, objects, read, sample_split
 
 from dsgen_core.formats.attr_json import FORMAT as ATTR
 from dsgen_core.formats.base import ClassOrder, ConversionRefused, ImageMode, Split, WriteOptions
@@ -35,8 +35,7 @@ def _visdrone(root: Path) -> Path:
 
 
 def test_visdrone_keeps_its_category_numbers_and_ignored_regions(tmp_path: Path) -> None:
-    report = ValidationReport()
-    res = VISDRONE.read(_visdrone(tmp_path / "vd"), report)
+    res, report = read(VISDRONE, _visdrone(tmp_path / "vd"))
     s = res.split("val")
     assert s.tables.categories.column("name").to_pylist() == list(CATEGORIES)
     assert s.tables.categories.column("category_id").to_pylist() == list(range(12))

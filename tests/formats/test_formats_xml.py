@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fmt_helpers import assert_close_objects, jpeg, objects, sample_split, sizes
+from fmt_helpers import assert_close_objects, jpeg, objects, read, sample_split, sizes
 
 from dsgen_core.formats.base import ImageMode, Split, WriteOptions
 from dsgen_core.formats.coco import FORMAT as COCO
@@ -44,8 +44,7 @@ def _voc(root: Path, size: str = "<width></width><height></height><depth></depth
 
 
 def test_voc_reader_keeps_flags_attributes_and_boxes_without_offset(tmp_path: Path) -> None:
-    report = ValidationReport()
-    res = VOC.read(_voc(tmp_path / "voc"), report)
+    res, report = read(VOC, _voc(tmp_path / "voc"))
     assert not report.findings, report.render_text()
     s = res.split("default")
     assert s.tables.categories.column("name").to_pylist() == ["person", "car"]  # labelmap order, background left out
@@ -199,8 +198,7 @@ def _semantic(split: Split) -> list[dict]:
 
 
 def test_cvat_xml_reader_maps_every_shape(tmp_path: Path) -> None:
-    report = ValidationReport()
-    res = CVAT.read(_cvat(tmp_path / "cvat"), report)
+    res, report = read(CVAT, _cvat(tmp_path / "cvat"))
     assert not report.findings, report.render_text()
     s = res.split("default")
     rows = {r["extra"]["shape"]: r for r in _semantic(s)}

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from fmt_helpers import assert_close_objects, jpeg, objects, sample_split, sizes
+from fmt_helpers import assert_close_objects, jpeg, objects, read, sample_split, sizes
 
 from dsgen_core.formats.base import ClassOrder, ConversionRefused, Split, WriteOptions
 from dsgen_core.formats.coco import FORMAT as COCO
@@ -35,8 +35,7 @@ def _ultralytics(root: Path) -> Path:
 
 
 def test_ultralytics_reader_converts_rows_to_pixels_of_the_displayed_image(tmp_path: Path) -> None:
-    report = ValidationReport()
-    res = YOLO.read(_ultralytics(tmp_path / "ds"), report)
+    res, report = read(YOLO, _ultralytics(tmp_path / "ds"))
     assert [s.name for s in res.splits] == ["train", "val"]
     train, val = res.split("train"), res.split("val")
     assert train.images_root == tmp_path / "ds/images/train"
