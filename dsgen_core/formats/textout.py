@@ -8,15 +8,14 @@ files with plain `os` calls, skipping pathlib's per-path overhead.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import duckdb
 import pyarrow as pa
 
 from dsgen_core.formats.classmap import ClassMap
 
-__all__ = ["SHAPE_SQL", "xml_escape", "query", "write_files"]
+__all__ = ["SHAPE_SQL", "query", "stream", "write_files", "xml_escape"]
 
 SHAPE_SQL = "coalesce(json_extract_string(a.extra, '$.shape'), '')"
 
@@ -26,22 +25,31 @@ def xml_escape(expr: str) -> str:
     return f"replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
 
 
-def query(sql: str, annotations: pa.Table, images: pa.Table, cmap: ClassMap | None = None) -> pa.Table:
-    """Run `sql` with `annotations`, `images` and the class map `cmap(category_id, cls, name)` registered."""
+def stream(sql: str, tables: dict[str, pa.Table], cmap: ClassMap | None = None,
+           batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Record batches of `sql` over the named Arrow tables and the class map `cmap(category_id, cls, name)`."""
+    import duckdb
+
     con = duckdb.connect()
     try:
         con.execute(f"SET threads={os.cpu_count() or 1}")
-        con.register("annotations", annotations)
-        con.register("images", images)
+        for name, table in tables.items():
+            con.register(name, table)
         if cmap is not None:
             ids = sorted(cmap.by_category)
             con.register("cmap", pa.table({"category_id": pa.array(ids, pa.int64()),
                                            "cls": pa.array([cmap.by_category[c] for c in ids], pa.int64()),
                                            "name": pa.array([cmap.names[cmap.by_category[c]] for c in ids],
                                                             pa.string())}))
-        return con.sql(sql).to_arrow_table()
+        yield from con.sql(sql).to_arrow_reader(batch_rows)
     finally:
         con.close()
+
+
+def query(sql: str, annotations: pa.Table, images: pa.Table, cmap: ClassMap | None = None) -> pa.Table:
+    """`stream` gathered into one table, with `annotations` and `images` registered."""
+    batches = list(stream(sql, {"annotations": annotations, "images": images}, cmap))
+    return pa.Table.from_batches(batches) if batches else pa.table({})
 
 
 def _write_chunk(items: Sequence[tuple[str, bytes]]) -> None:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dsgen_core.formats.base import ConversionReport, Detection, ImageMode, ReadResult, Split, WriteOptions
 from dsgen_core.formats.build import TableBuilder
 from dsgen_core.formats.classmap import ClassMap
 from dsgen_core.formats.headers import header_sizes
 from dsgen_core.formats.output import ExportBase, image_sources, place_images
-from dsgen_core.formats.textout import SHAPE_SQL, query, write_files, xml_escape
+from dsgen_core.formats.textout import SHAPE_SQL, stream, write_files, xml_escape
 from dsgen_core.formats.tree import IMAGE_EXTENSIONS, SourceTree
-from dsgen_core.formats.xmltext import XmlError, escape, parse_file, span, typed_value
+from dsgen_core.formats.xmltext import XmlError, escape, parse_file, span, typed_value, value_text
 from dsgen_core.validation import ValidationReport
 
 __all__ = ["FORMAT", "PascalVoc"]
@@ -221,14 +227,8 @@ class PascalVoc(ExportBase):
         main = out / "ImageSets" / "Main"
         main.mkdir(parents=True)
         for s in splits:
-            objects, counts = _objects_xml(s, cmap)
-            img = s.tables.images
-            ids, names = img.column("image_id").to_pylist(), img.column("file_name").to_pylist()
-            items = [os.path.splitext(n)[0] for n in names]
-            texts = [_xml(item, os.path.basename(name), w, h, objects.get(i, ""))
-                     for i, item, name, w, h in zip(ids, items, names, img.column("width").to_pylist(),
-                                                    img.column("height").to_pylist(), strict=True)]
-            write_files([f"{out}/Annotations/{item}.xml" for item in items], texts)
+            items, counts = _write_xmls(s, cmap, f"{out}/Annotations")
+            names = s.tables.images.column("file_name").to_pylist()
             n_xml += len(items)
             n_obj += counts
             if options.images is not ImageMode.NONE:
@@ -246,49 +246,71 @@ def _subset(name: str) -> str:
     return name or "default"
 
 
-def _flag_sql(name: str) -> str:
-    return f"CASE WHEN json_extract(j, '$.{name}')::VARCHAR = 'true' THEN '1' ELSE '0' END"
+def _fragments(attributes: str | None) -> tuple[str, str]:
+    """(pose and flag elements, <attributes> block) of one attributes JSON text."""
+    attrs = dict(orjson.loads(attributes)) if attributes else {}
+    flags = {f: 1 if attrs.pop(f, False) is True else 0 for f in _NATIVE_FLAGS}
+    pose = attrs.pop("pose", "Unspecified")
+    if not attrs.get("rotation"):
+        attrs.pop("rotation", None)  # CVAT's default 0.0 is no information
+    head = f"    <pose>{escape(str(pose))}</pose>\n" + "".join(f"    <{f}>{v}</{f}>\n" for f, v in flags.items())
+    if not attrs:
+        return head, ""
+    inner = "".join(f"      <attribute><name>{escape(str(k))}</name><value>{escape(value_text(v))}</value></attribute>\n"
+                    for k, v in attrs.items())
+    return head, f"    <attributes>\n{inner}    </attributes>\n"
 
 
-_ATTR_KEYS = (
-    "list_filter(coalesce(json_keys(j), []), lambda k: k NOT IN ('occluded', 'truncated', 'difficult', 'pose')"
-    " AND NOT (k = 'rotation' AND coalesce(TRY_CAST(json_extract(j, '$.rotation') AS DOUBLE), 0) = 0))"
-)
-_ATTR_VALUE = "json_extract_string(j, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+# One row per written object, in file order; the attribute XML comes from `frags`, rendered once per
+# distinct attributes text (a dataset has few), so DuckDB only concatenates.
 _OBJECTS_SQL = f"""
-    WITH o AS (
-        SELECT a.image_id, a.annotation_id, a.attributes AS j, m.name,
-               a.bbox_x AS x0, a.bbox_y AS y0, a.bbox_x + a.bbox_w AS x1, a.bbox_y + a.bbox_h AS y1
-        FROM annotations a JOIN cmap m USING (category_id)
-        WHERE a.annotation_type IN ('BBOX', 'SEGMENTATION') AND a.bbox_x IS NOT NULL AND a.bbox_w IS NOT NULL
-          AND {SHAPE_SQL} NOT IN ('polyline', 'points', 'cuboid')
-    ), k AS (SELECT *, {_ATTR_KEYS} AS keys FROM o)
-    SELECT image_id, count(*) AS n, string_agg(
-        '  <object>' || chr(10) ||
-        '    <name>' || {xml_escape("name")} || '</name>' || chr(10) ||
-        '    <pose>' || {xml_escape("coalesce(json_extract_string(j, '$.pose'), 'Unspecified')")} || '</pose>'
-        || chr(10) ||
-        '    <truncated>' || {_flag_sql("truncated")} || '</truncated>' || chr(10) ||
-        '    <occluded>' || {_flag_sql("occluded")} || '</occluded>' || chr(10) ||
-        '    <difficult>' || {_flag_sql("difficult")} || '</difficult>' || chr(10) ||
-        '    <bndbox><xmin>' || x0::VARCHAR || '</xmin><ymin>' || y0::VARCHAR || '</ymin><xmax>' || x1::VARCHAR ||
-        '</xmax><ymax>' || y1::VARCHAR || '</ymax></bndbox>' || chr(10) ||
-        CASE WHEN len(keys) > 0 THEN '    <attributes>' || chr(10) || array_to_string(list_transform(keys,
-            lambda k: '      <attribute><name>' || {xml_escape("k")} || '</name><value>' ||
-            {xml_escape(_ATTR_VALUE)} || '</value></attribute>' || chr(10)), '') || '    </attributes>' || chr(10)
-        ELSE '' END ||
-        '  </object>' || chr(10), '' ORDER BY annotation_id) AS xml
-    FROM k GROUP BY image_id
+    SELECT a.image_id,
+           '  <object>' || chr(10) || '    <name>' || {xml_escape("m.name")} || '</name>' || chr(10) ||
+           f.head || '    <bndbox><xmin>' || a.bbox_x::VARCHAR || '</xmin><ymin>' || a.bbox_y::VARCHAR ||
+           '</ymin><xmax>' || (a.bbox_x + a.bbox_w)::VARCHAR || '</xmax><ymax>' || (a.bbox_y + a.bbox_h)::VARCHAR ||
+           '</ymax></bndbox>' || chr(10) || f.tail || '  </object>' || chr(10) AS xml
+    FROM annotations a JOIN cmap m USING (category_id)
+         JOIN frags f ON a.attributes IS NOT DISTINCT FROM f.attributes
+    WHERE a.annotation_type IN ('BBOX', 'SEGMENTATION') AND a.bbox_x IS NOT NULL AND a.bbox_w IS NOT NULL
+      AND {SHAPE_SQL} NOT IN ('polyline', 'points', 'cuboid')
+    ORDER BY a.image_id, a.annotation_id
 """  # noqa: S608 - fixed SQL
+_FLUSH = 4096  # files per write
 
 
-def _objects_xml(s: Split, cmap) -> tuple[dict[int, str], int]:
-    """Each image's <object> elements as XML text (rendered by DuckDB), and the number of objects."""
-    cols = ["annotation_id", "image_id", "category_id", "annotation_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
-            "attributes", "extra"]
-    t = query(_OBJECTS_SQL, s.tables.annotations.select(cols), s.tables.images.select(["image_id"]), cmap)
-    counts = t.column("n").to_pylist()
-    return dict(zip(t.column("image_id").to_pylist(), t.column("xml").to_pylist(), strict=True)), sum(counts)
+def _write_xmls(s: Split, cmap: ClassMap, folder: str) -> tuple[list[str], int]:
+    """Write one XML per image, objects streamed image by image; (VOC ids, objects written)."""
+    ann = s.tables.annotations.select(["annotation_id", "image_id", "category_id", "annotation_type", "bbox_x",
+                                       "bbox_y", "bbox_w", "bbox_h", "attributes", "extra"])
+    distinct = pc.unique(ann.column("attributes")).to_pylist()
+    parts = [_fragments(a) for a in distinct]
+    frags = pa.table({"attributes": pa.array(distinct, pa.string()), "head": [p[0] for p in parts],
+                      "tail": [p[1] for p in parts]})
+    img = s.tables.images
+    rows = sorted(zip(img.column("image_id").to_pylist(), img.column("file_name").to_pylist(),
+                      img.column("width").to_pylist(), img.column("height").to_pylist(), strict=True))
+    objects = (row for batch in stream(_OBJECTS_SQL, {"annotations": ann, "frags": frags}, cmap)
+               for row in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
+    groups = groupby(objects, key=itemgetter(0))
+    group = next(groups, None)
+    items, pending, n_obj = [], [], 0
+    for image_id, name, w, h in rows:
+        while group is not None and group[0] < image_id:  # objects of an image the split does not hold
+            group = next(groups, None)
+        body = ""
+        if group is not None and group[0] == image_id:
+            xml = [x for _, x in group[1]]
+            n_obj += len(xml)
+            body = "".join(xml)
+            group = next(groups, None)
+        item = os.path.splitext(name)[0]
+        items.append(item)
+        pending.append((f"{folder}/{item}.xml", _xml(item, os.path.basename(name), w, h, body)))
+        if len(pending) >= _FLUSH:
+            write_files([p for p, _ in pending], [t for _, t in pending])
+            pending.clear()
+    write_files([p for p, _ in pending], [t for _, t in pending])
+    return items, n_obj
 
 
 def _xml(item: str, filename: str, w: int | None, h: int | None, objects: str) -> str:
