@@ -228,3 +228,38 @@ def test_multi_split_export_writes_data_yaml_with_each_split(tmp_path: Path) -> 
     first = sorted((tmp_path / "out/images/train").rglob("*.jpg"))[0]
     assert not math.isclose(first.stat().st_ino, 0) and first.stat().st_nlink == 1  # copied, not linked
     assert json.loads(json.dumps(doc["names"]))  # names written as a mapping id → name
+
+
+def test_clean_files_parsed_at_once_match_the_row_by_row_reading(tmp_path: Path) -> None:
+    """The vectorised path (clean files) and the row-by-row path (any irregularity) give the same tables."""
+    src = sample_split(tmp_path / "src", n=6, nested=False)
+    YOLO.write([src], tmp_path / "clean", WriteOptions(task="detect", allow_lossy=True))
+    fast = YOLO.read(tmp_path / "clean", ValidationReport()).split("train").tables
+    labels = sorted((tmp_path / "clean/labels/train").glob("*.txt"))
+    first = next(p for p in labels if p.read_text())
+    first.write_text(first.read_text() + "\n")  # a blank line sends every file through the slow path
+    slow = YOLO.read(tmp_path / "clean", ValidationReport()).split("train").tables
+    assert fast.annotations.num_rows == src.tables.annotations.num_rows
+    assert fast.annotations.to_pylist() == slow.annotations.to_pylist()
+    assert fast.images.to_pylist() == slow.images.to_pylist()
+
+
+def test_jpeg_markers_give_the_size_pillow_gives(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dsgen_core.formats.headers import header_size
+
+    cases = [jpeg(tmp_path / f"o{o}.jpg", 33, 17, orientation=o) for o in (None, 1, 5, 6, 7, 8)]
+    Image.new("RGB", (21, 9)).save(tmp_path / "prog.jpg", progressive=True)
+    Image.new("CMYK", (12, 30)).save(tmp_path / "cmyk.jpg")
+    Image.new("L", (5, 4)).save(tmp_path / "gray.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    for path in [*cases, tmp_path / "prog.jpg", tmp_path / "cmyk.jpg", tmp_path / "gray.png"]:
+        with Image.open(path) as img:
+            w, h = img.size
+            o = img.getexif().get(274)
+        want = (h, w) if o in (5, 6, 7, 8) else (w, h)
+        got = header_size(path)
+        assert (got.width, got.height, got.orientation) == (*want, o), path.name
+    assert header_size(tmp_path / "broken.jpg").error
+    assert header_size(tmp_path / "absent.jpg").error == "missing"
