@@ -54,7 +54,7 @@ class ImageFolder(ExportBase):
         if layout is None:
             return None
         classes = sorted({c for rel in layout.values() for c in tree.listdir(rel)[0]})
-        images = sum(len(tree.images(rel)) for rel in layout.values())
+        images = sum(tree.count_images(rel) for rel in layout.values())
         return Detection(self.name, 0.5, "sub-folders of images, one per class", tree.root, classes=tuple(classes),
                          images=images, annotations=images, splits=tuple(layout))
 

@@ -32,32 +32,41 @@ class SourceTree:
         self.file: Path | None = path if path.is_file() else None
         self.root: Path = path.parent if self.file is not None else path
         self._dirs: dict[str, tuple[list[str], list[str]]] = {}
+        self._name_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._heads: dict[str, bytes] = {}
+        self._files: dict[tuple[str, frozenset[str] | None], list[str]] = {}
 
     def listdir(self, rel: str = "") -> tuple[list[str], list[str]]:
         """(sub-folder names, file names) of one folder, sorted; empty when it does not exist."""
         got = self._dirs.get(rel)
         if got is None:
-            dirs, files = [], []
             try:
                 with os.scandir(self.root / rel if rel else self.root) as it:
-                    for e in it:
-                        if e.name.startswith(".") or e.name in _SKIP_DIRS:
-                            continue
-                        (dirs if e.is_dir() else files).append(e.name)
+                    entries = [(e.name, e.is_dir()) for e in it]
             except OSError:
-                pass
-            got = (sorted(dirs), sorted(files))
+                entries = []
+            dirs = [n for n, d in entries if d and not n.startswith(".") and n not in _SKIP_DIRS]
+            files = [n for n, d in entries if not d and not n.startswith(".")]
+            dirs.sort()
+            files.sort()
+            got = (dirs, files)
             self._dirs[rel] = got
         return got
 
     def is_dir(self, rel: str) -> bool:
         parent, _, name = rel.rstrip("/").rpartition("/")
-        return name in self.listdir(parent)[0]
+        return name in self._sets(parent)[0]
 
     def is_file(self, rel: str) -> bool:
         parent, _, name = rel.rpartition("/")
-        return name in self.listdir(parent)[1]
+        return name in self._sets(parent)[1]
+
+    def _sets(self, rel: str) -> tuple[frozenset[str], frozenset[str]]:
+        got = self._name_sets.get(rel)
+        if got is None:
+            dirs, files = self.listdir(rel)
+            got = self._name_sets[rel] = (frozenset(dirs), frozenset(files))
+        return got
 
     def walk(self, rel: str = "", max_depth: int = 8) -> Iterator[tuple[str, list[str], list[str]]]:
         """(folder, sub-folders, files) under `rel`, top-down, folders relative to the root."""
@@ -69,17 +78,40 @@ class SourceTree:
             if depth < max_depth:
                 stack.extend((f"{folder}/{d}" if folder else d, depth + 1) for d in reversed(dirs))
 
+    def _matching(self, folder: str, suffixes: frozenset[str] | None) -> list[str]:
+        names = self.listdir(folder)[1]
+        if suffixes is None:
+            return names
+        key = (f"\0{folder}", suffixes)  # per-folder results share the cache of `files`
+        got = self._files.get(key)
+        if got is None:
+            ends = tuple(suffixes)
+            got = self._files[key] = [n for n in names if n.lower().endswith(ends)]
+        return got
+
     def files(self, rel: str = "", suffixes: frozenset[str] | None = None) -> list[str]:
         """Every file under `rel` (relative to the root), optionally only those with these suffixes."""
-        out = []
-        for folder, _dirs, names in self.walk(rel):
-            for n in names:
-                if suffixes is None or os.path.splitext(n)[1].lower() in suffixes:
-                    out.append(f"{folder}/{n}" if folder else n)
-        return out
+        key = (rel, suffixes)
+        got = self._files.get(key)
+        if got is None:
+            got = []
+            for folder, _dirs, _names in self.walk(rel):
+                names = self._matching(folder, suffixes)
+                got.extend([f"{folder}/{n}" for n in names] if folder else names)
+            self._files[key] = got
+        return got
+
+    def count(self, rel: str = "", suffixes: frozenset[str] | None = None) -> int:
+        """How many files `files` would list, without building their paths."""
+        if (rel, suffixes) in self._files:
+            return len(self._files[(rel, suffixes)])
+        return sum(len(self._matching(folder, suffixes)) for folder, _d, _n in self.walk(rel))
 
     def images(self, rel: str = "") -> list[str]:
         return self.files(rel, IMAGE_EXTENSIONS)
+
+    def count_images(self, rel: str = "") -> int:
+        return self.count(rel, IMAGE_EXTENSIONS)
 
     def head(self, rel: str, size: int = 65536) -> bytes:
         """The first `size` bytes of a file (b"" when unreadable)."""

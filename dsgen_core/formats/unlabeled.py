@@ -24,7 +24,7 @@ class Unlabeled(ExportBase):
             if not is_image_name(tree.file.name):
                 return None
             return Detection(self.name, 0.9, "a single image file", tree.root, images=1, annotations=0)
-        n = len(tree.images())
+        n = tree.count_images()
         if not n:
             return None
         # Every image dataset is also a folder of images: the lowest score, so any real format wins.

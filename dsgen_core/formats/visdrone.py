@@ -57,7 +57,7 @@ class VisDrone(ExportBase):
         if not sample or not all(_looks_like_line(tree.text(x)) or not tree.text(x).strip() for x in sample):
             return None
         rows = sum(sum(1 for ln in tree.text(x).splitlines() if ln.strip()) for x in sample)
-        images = sum(len(tree.images(f"{r}/images".lstrip("/"))) for r in roots.values())
+        images = sum(tree.count_images(f"{r}/images".lstrip("/")) for r in roots.values())
         return Detection(self.name, 0.9, "annotations/*.txt with 8 comma-separated integers per line", tree.root,
                          classes=CATEGORIES, images=images, annotations=round(rows * len(labels) / len(sample)),
                          annotations_estimated=len(sample) < len(labels), splits=tuple(roots))

@@ -170,7 +170,7 @@ class UltralyticsYolo(ExportBase):
                         continue
                     seen.add(rel_dir)
                     if not os.path.isabs(rel_dir) and tree.is_dir(rel_dir):
-                        n_img += len(tree.images(rel_dir))
+                        n_img += tree.count_images(rel_dir)
                         ldir = label_path(f"{os.sep}{rel_dir}{os.sep}x").lstrip(os.sep).rsplit("/", 1)[0]
                         labels += tree.files(ldir, frozenset({".txt"}))
             return Detection(self.name, 0.95, f"{rel} with names and split keys", tree.root,
@@ -182,7 +182,7 @@ class UltralyticsYolo(ExportBase):
                 return None
             dirs = tree.listdir("images")[0]
             return Detection(self.name, 0.55, "images/ and labels/*.txt but no data.yaml (class names unknown)",
-                             tree.root, images=len(tree.images("images")), annotations=_estimate_rows(tree, labels),
+                             tree.root, images=tree.count_images("images"), annotations=_estimate_rows(tree, labels),
                              annotations_estimated=True, splits=tuple(dirs))
         return None
 

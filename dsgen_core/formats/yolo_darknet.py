@@ -54,7 +54,7 @@ class DarknetYolo(ExportBase):
             return None
         names = [n.strip() for n in tree.text("obj.names").splitlines() if n.strip()] if has_names else []
         splits = [d[4:-5] for d in data_dirs]
-        images = sum(len(tree.images(d)) for d in data_dirs)
+        images = sum(tree.count_images(d) for d in data_dirs)
         labels = [f for d in data_dirs for f in tree.files(d, frozenset({".txt"}))]
         sample = tree.sample(labels, 48)
         rows = sum(sum(1 for x in tree.text(r).splitlines() if x.strip()) for r in sample)
