@@ -259,12 +259,9 @@ def _shapes(ann: pa.Table) -> list[str | None]:
 def _rle_polygons(rle_json: str) -> list[list[float]]:
     """Outer contours of a COCO RLE mask (the approximation the conversion report announces)."""
     import cv2
-    import orjson
-    from pycocotools import mask as mask_utils
 
-    rle = orjson.loads(rle_json)
-    if isinstance(rle.get("counts"), list):
-        rle = mask_utils.frPyObjects(rle, *rle["size"])
-    m = mask_utils.decode(rle)
-    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    from dsgen_core.formats.masks import decode_coco_rle
+
+    contours, _ = cv2.findContours(decode_coco_rle(rle_json).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
     return [c.reshape(-1).astype(np.float64).tolist() for c in contours if len(c) >= 3]

@@ -263,3 +263,19 @@ def test_jpeg_markers_give_the_size_pillow_gives(tmp_path: Path) -> None:
         assert (got.width, got.height, got.orientation) == (*want, o), path.name
     assert header_size(tmp_path / "broken.jpg").error
     assert header_size(tmp_path / "absent.jpg").error == "missing"
+
+
+def test_segment_rows_approximate_rle_masks_and_say_so(tmp_path: Path) -> None:
+    src = sample_split(tmp_path / "src", n=12, rle_fraction=0.3, polygon_fraction=0.3)
+    rep = YOLO.write([src], tmp_path / "out", WriteOptions(task="segment", allow_lossy=True))
+    crowd = [r for r in src.tables.annotations.to_pylist() if r["rle"]]
+    assert rep.loss("rle").count == len(crowd) > 0 and rep.loss("iscrowd").count == len(crowd)
+    back = {r["annotation_id"]: r for r in YOLO.read(tmp_path / "out", ValidationReport()).split("train")
+            .tables.annotations.to_pylist()}
+    assert len(back) == src.tables.annotations.num_rows
+    order = sorted(src.tables.annotations.to_pylist(), key=lambda r: (r["image_id"], r["annotation_id"]))
+    for new_id, r in enumerate(order, 1):
+        if r["rle"]:  # contour of the mask: its box within a pixel, its area within 15 % of the pixel count
+            got = back[new_id]
+            assert abs(got["bbox_x"] - r["bbox_x"]) <= 1.0 and abs(got["bbox_w"] - r["bbox_w"]) <= 1.5
+            assert abs(got["area"] - r["area"]) <= 0.15 * r["area"]
