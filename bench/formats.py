@@ -117,9 +117,9 @@ def run_case(case: str, tool: str, src: Path, out: Path) -> dict:
         if case == "yolo_import":
             res = YOLO.read(src, ValidationReport())
             extra["boxes"] = sum(s.tables.annotations.num_rows for s in res.splits)
-            t1 = time.perf_counter()
+            t1, peak = time.perf_counter(), _peak_mb()
             _dump_answer(out, _answer_dsgen(res))
-            return {"seconds": t1 - t0, **extra}
+            return {"seconds": t1 - t0, "peak_mb": peak, **extra}
         tables = read_coco(coco, ValidationReport())
         (YOLO if case == "coco_to_yolo" else VOC).write([Split("train", tables, images)], out, opts)
     elif tool == "globox":
@@ -127,9 +127,9 @@ def run_case(case: str, tool: str, src: Path, out: Path) -> dict:
 
         if case == "yolo_import":
             ds = AnnotationSet.from_yolo_v5(src / "labels" / "train", image_folder=src / "images" / "train")
-            t1 = time.perf_counter()
+            t1, peak = time.perf_counter(), _peak_mb()
             _dump_answer(out, _answer_globox(ds, src))
-            return {"seconds": t1 - t0}
+            return {"seconds": t1 - t0, "peak_mb": peak}
         ds = AnnotationSet.from_coco(coco)
         (out / ("labels/train" if case == "coco_to_yolo" else "Annotations")).mkdir(parents=True)
         if case == "coco_to_yolo":
@@ -146,10 +146,10 @@ def run_case(case: str, tool: str, src: Path, out: Path) -> dict:
                                                str(src / "data.yaml"))
             rows = {Path(p).stem: [(ds.classes[c], *map(float, b)) for b, c in zip(d.xyxy, d.class_id, strict=True)]
                     for p, _img, d in ds}
-            t1 = time.perf_counter()
+            t1, peak = time.perf_counter(), _peak_mb()
             _dump_answer(out, {k: sorted((n, x0, y0, x1 - x0, y1 - y0) for n, x0, y0, x1, y1 in v)
                                for k, v in rows.items()})
-            return {"seconds": t1 - t0}
+            return {"seconds": t1 - t0, "peak_mb": peak}
         ds = sv.DetectionDataset.from_coco(str(images), str(coco))
         if case == "coco_to_yolo":
             ds.as_yolo(annotations_directory_path=str(out / "labels/train"), data_yaml_path=str(out / "data.yaml"))
@@ -164,13 +164,17 @@ def run_case(case: str, tool: str, src: Path, out: Path) -> dict:
             rows = {Path(item.id).name: sorted((labels[a.label].name, *map(float, a.get_bbox()))
                                                for a in item.annotations if a.type == dm.AnnotationType.bbox)
                     for item in ds}
-            t1 = time.perf_counter()
+            t1, peak = time.perf_counter(), _peak_mb()
             _dump_answer(out, rows)
-            return {"seconds": t1 - t0}
+            return {"seconds": t1 - t0, "peak_mb": peak}
         ds = dm.Dataset.import_from(str(src), "coco_instances").transform("map_subsets", mapping={"default": "train"})
         fmt = "yolo" if case == "coco_to_yolo" else "voc_detection"  # yolo_ultralytics insists on a val subset
         ds.export(str(out), fmt, save_media=False)
     return {"seconds": time.perf_counter() - t0, **extra}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _dump_answer(out: Path, rows: dict) -> None:
@@ -313,6 +317,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per peer conversion")
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
+    ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated; dsgen is always run")
+    ap.add_argument("--no-detect", action="store_true", help="skip the detection rows")
     ap.add_argument("--child", nargs=4, metavar=("CASE", "TOOL", "SRC", "OUT"))
     args = ap.parse_args()
     if args.child:
@@ -321,7 +328,7 @@ def main() -> None:
             limit = PEER_MEMORY_LIMIT[tool]
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         res = run_case(case, tool, Path(src), Path(out))
-        res["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        res.setdefault("peak_mb", _peak_mb())  # the import cases measure theirs before building the answer
         print(json.dumps(res))
         return
     flat = ensure_flat(args.small)
@@ -329,10 +336,11 @@ def main() -> None:
     n_images = sum(1 for _ in (flat / "images").iterdir())
     print(f"data: {flat.name}: {n_images} images; YOLO import input {yolo_in.name}", file=sys.stderr)
     rows = []
-    for case in CASES:
+    tools = ["dsgen", *[t for t in args.tools.split(",") if t in TOOLS and t != "dsgen"]]
+    for case in [c for c in args.cases.split(",") if c in CASES]:
         src = yolo_in if case == "yolo_import" else flat
         results = {}
-        for tool in TOOLS:
+        for tool in tools:
             out = OUT / case / tool
             print(f"{case}: {tool} …", file=sys.stderr, flush=True)
             results[tool] = child(case, tool, src, out, args.timeout)
@@ -364,6 +372,9 @@ def main() -> None:
                          f"{ours['seconds']:.1f}s / {ours['peak_mb']:.0f} MB",
                          f"{r['seconds']:.1f}s / {r['peak_mb']:.0f} MB; {verdict}", f"{ratio:.2f}x",
                          "<= 0.5x fastest, mem <=", met if r is fastest else ratio <= 0.5))
+    if args.no_detect:
+        print_table(rows)
+        return
     det = detect_in_child(yolo_in)
     rows.append(("detect L YOLO folder", f"{det['seconds']:.2f}s -> {det['format']} ({det['images']} images, "
                  f"~{det['annotations']} boxes)", "-", "-", "<= 1 s", det["seconds"] <= 1.0 and not det["ambiguous"]))

@@ -90,6 +90,18 @@ class TableBuilder:
             self._img[k].append(v)
         return image_id
 
+    def images(self, file_names: list[str], widths: list[int | None], heights: list[int | None],
+               orientations: list[int | None]) -> list[int]:
+        """Many image rows at once (ids in order); what `image` does row by row."""
+        n = len(file_names)
+        ids = list(range(self.next_image_id, self.next_image_id + n))
+        self.next_image_id += n
+        cols = {"image_id": ids, "file_name": file_names, "width": widths, "height": heights,
+                "exif_orientation": orientations, "num_annotations": [0] * n}
+        for k in IMAGES_SCHEMA.names:
+            self._img[k].extend(cols.get(k) or [None] * n)
+        return ids
+
     def annotation(
         self,
         image_id: int,
@@ -164,7 +176,7 @@ class TableBuilder:
         table = pa.table({f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in ANNOTATIONS_SCHEMA},
                          schema=ANNOTATIONS_SCHEMA)
         self._chunks.append(table)
-        order = np.sort(image_ids)
+        order = image_ids if bool((image_ids[1:] >= image_ids[:-1]).all()) else np.sort(image_ids)
         starts = np.flatnonzero(np.diff(order, prepend=order[0] - 1))
         counts = np.diff(np.append(starts, order.size))
         for i, c in zip(order[starts].tolist(), counts.tolist(), strict=True):
@@ -173,8 +185,10 @@ class TableBuilder:
     def tables(self, meta: dict[str, Any] | None = None) -> DatasetTables:
         self._img["num_annotations"] = [self._counts.get(i, 0) for i in self._img["image_id"]]
         annotations = pa.table(self._ann, schema=ANNOTATIONS_SCHEMA)
-        if self._chunks:
-            annotations = pa.concat_tables([annotations, *self._chunks]).sort_by("annotation_id")
+        if self._chunks:  # ids grow with every add, so only a mix of both ways needs sorting
+            annotations = pa.concat_tables([annotations, *self._chunks])
+            if self._ann["annotation_id"]:
+                annotations = annotations.sort_by("annotation_id")
         return DatasetTables(
             images=pa.table(self._img, schema=IMAGES_SCHEMA),
             annotations=annotations,

@@ -44,21 +44,23 @@ def add_images(builder: TableBuilder, paths: Sequence[Path], root: Path,
     """One image row per readable file (file_name relative to `root`); (image id, size) per path,
     id -1 for files whose header could not be read (reported as `image_missing` / `image_corrupt`)."""
     sizes = header_sizes(paths)
-    out: list[tuple[int, HeaderSize]] = []
     missing, corrupt, rotated = [], [], []
-    for path, size in zip(paths, sizes, strict=True):
-        name = relative_name(path, root)
+    good: list[int] = []
+    names = [relative_name(p, root) for p in paths]
+    for k, (name, size) in enumerate(zip(names, sizes, strict=True)):
         if size.error == "missing":
             missing.append(name)
-            out.append((-1, size))
-            continue
-        if size.error:
+        elif size.error:
             corrupt.append(f"{name}: {size.error}")
-            out.append((-1, size))
-            continue
-        if size.orientation not in (None, 1):
-            rotated.append(f"{name}: EXIF orientation {size.orientation}")
-        out.append((builder.image(name, size.width, size.height, exif_orientation=size.orientation), size))
+        else:
+            good.append(k)
+            if size.orientation not in (None, 1):
+                rotated.append(f"{name}: EXIF orientation {size.orientation}")
+    ids = builder.images([names[k] for k in good], [sizes[k].width for k in good], [sizes[k].height for k in good],
+                         [sizes[k].orientation for k in good])
+    out: list[tuple[int, HeaderSize]] = [(-1, size) for size in sizes]
+    for k, image_id in zip(good, ids, strict=True):
+        out[k] = (image_id, sizes[k])
     report.error("image_missing", f"images listed but not found on disk (looked in {root})", len(missing), missing)
     report.error("image_corrupt", "image files whose header cannot be read", len(corrupt), corrupt)
     report.warning("exif_rotation", "images carry an EXIF rotation (sizes are taken as displayed)", len(rotated),

@@ -367,13 +367,13 @@ def _orphans(expected: set[str], base: Path, report: ValidationReport) -> None:
     pruned = [f for i, f in enumerate(tops) if not any(f.startswith(t + os.sep) for t in tops[:i])]
     orphans = []
     for folder in pruned:
-        if not os.path.isdir(folder):
-            continue
-        tree = SourceTree(Path(folder))
-        for rel in tree.files("", frozenset({".txt"})):
-            full = os.path.join(folder, rel.replace("/", os.sep))
-            if full not in expected and os.path.basename(full) not in ("classes.txt",):
-                orphans.append(os.path.relpath(full, base))
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                full = f"{dirpath}{os.sep}{name}"
+                if name.endswith(".txt") and name != "classes.txt" and full not in expected:
+                    orphans.append(os.path.relpath(full, base))
+    orphans.sort()
     report.warning("label_without_image", "label files with no image (ignored)", len(orphans), orphans)
 
 

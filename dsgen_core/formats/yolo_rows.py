@@ -133,11 +133,10 @@ def read_clean_files(builder: TableBuilder, image_ids: Sequence[int], texts: Seq
     if ((cls != np.floor(cls)) | (cls < 0) | (cls >= names)).any() or coords.min() < -_TOLERANCE \
             or coords.max() > 1 + _TOLERANCE or (score is not None and ((score < 0) | (score > 1)).any()):
         return False
-    rows_per_file = np.array([p.count("\n") for p in parts])
+    rows_per_file = [p.count("\n") for p in parts]
+    if any(len(set(p.split("\n"))) != n + 1 for p, n in zip(parts, rows_per_file, strict=True)):
+        return False  # a repeated row: the slow path names it
     owner = np.repeat(np.asarray(present), rows_per_file)
-    keyed = np.column_stack([owner.astype(np.float64), vals])
-    if np.unique(keyed, axis=0).shape[0] != keyed.shape[0]:
-        return False
     wh = np.asarray(sizes, dtype=np.float64)[owner]
     box = np.empty((vals.shape[0], 4))
     box[:, 0] = (coords[:, 0] - coords[:, 2] / 2) * wh[:, 0]
