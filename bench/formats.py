@@ -253,6 +253,26 @@ def read_voc_output(out: Path) -> dict[str, list]:
     return rows
 
 
+def _close(x: list, y: list, tol: float) -> bool:
+    return x[0] == y[0] and max(abs(p - q) for p, q in zip(x[1:], y[1:], strict=True)) <= tol
+
+
+def _same_boxes(a: list, b: list, tol: float) -> bool:
+    """The same multiset of (class, 4 numbers) within `tol`: pairwise in sorted order, else matched
+    greedily (two boxes of one class a hair apart may sort either way)."""
+    if len(a) != len(b):
+        return False
+    if all(_close(x, y, tol) for x, y in zip(a, b, strict=True)):
+        return True
+    left = list(b)
+    for x in a:
+        j = next((j for j, y in enumerate(left) if _close(x, y, tol)), None)
+        if j is None:
+            return False
+        left.pop(j)
+    return True
+
+
 def compare(ours: dict[str, list], theirs: dict[str, list], tol: float) -> str:
     """'same' or what differs."""
     ours_nonempty = {k for k, v in ours.items() if v}
@@ -261,9 +281,7 @@ def compare(ours: dict[str, list], theirs: dict[str, list], tol: float) -> str:
     n_theirs = sum(len(v) for v in theirs.values())
     bad = 0
     for k in ours_nonempty | theirs_nonempty:
-        a, b = ours.get(k, []), theirs.get(k, [])
-        if len(a) != len(b) or any(x[0] != y[0] or max(abs(p - q) for p, q in zip(x[1:], y[1:], strict=True)) > tol
-                                   for x, y in zip(a, b, strict=True)):
+        if not _same_boxes(ours.get(k, []), theirs.get(k, []), tol):
             bad += 1
     if not bad:
         return "same"
