@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_access_commands(sub, ds)
 
+    from dsgen_core.cli_import_roots import add_import_roots_command
+
+    add_import_roots_command(sub)
+
     ex = sub.add_parser("export", help="export a READY version as COCO JSON")
     ex.add_argument("version", type=int, help="version id (see `dsgen datasets show`)")
     ex.add_argument("--out", required=True, help="output .json path")
