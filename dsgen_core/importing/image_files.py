@@ -127,8 +127,8 @@ class ArchiveImages:
 
     def images(self) -> dict[str, Found]:
         n = len(self.prefix)
-        return {k[n:]: Found(k[n:], member=m) for k, m in self.archive.files.items()
-                if k.startswith(self.prefix) and is_image_name(k[n:])}
+        found = (Found(k[n:], member=m) for k, m in self.archive.files.items() if k.startswith(self.prefix))
+        return {f.key: f for f in found if is_image_name(f.key) and not f.hidden}
 
     def find(self, key: str) -> Found | None:
         m = self.archive.files.get(self.prefix + key)
