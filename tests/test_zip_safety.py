@@ -322,3 +322,14 @@ def test_tar_of_a_gzip_that_is_no_tar_says_so(api, admin, tmp_path):
     t.write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
     message = bad_source(check(api, admin, t))
     assert "cut.tar.gz is a damaged" in message
+
+
+def test_an_archives_annotations_with_a_server_images_folder_leave_that_folder_untouched(api, admin, tmp_path):
+    root = simple_export(tmp_path / "exp", n=2)
+    z = make_zip(tmp_path / "json-only.zip", [("annotations/instances_default.json",
+                                                (root / "annotations" / "instances_default.json").read_text(), None)])
+    started = api.start_import(admin, ImportRequest(path=str(z), images_path=str(root / "images"), group="j"))
+    assert api.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    assert sorted(p.name for p in (root / "images").iterdir()) == ["frame_001.jpg", "frame_002.jpg"]
+    message = bad_source(check(api, admin, root, annotations_path="../../etc/x.json"))
+    assert "the annotation file '../../etc/x.json' must lie inside the export" in message

@@ -87,6 +87,8 @@ class Archive:
         self._handle: zipfile.ZipFile | tarfile.TarFile | None = None
         try:
             self._scan()
+            self._decode_legacy()
+            self._check_totals()
         except SourceError:
             self.close()
             raise
@@ -97,8 +99,6 @@ class Archive:
                                   ".tar.gz or .tgz, an export folder or a .json file") from exc
             raise SourceError(f"{display} is a damaged {self.kind or 'archive'} ({_reason(exc)}); "
                               "download or copy it again") from exc
-        self._decode_legacy()
-        self._check_totals()
 
     # ----- scanning --------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from dsgen_core.media import ImageProbe, probe_bytes, probe_images
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 Progress = Callable[[int, int], None]
+IN_MEMORY = 512 << 20  # bytes of archive members a check holds at once while probing them
 
 AMBIGUOUS, SPECIAL, OUTSIDE = "ambiguous", "special", "outside"
 
@@ -146,10 +147,11 @@ class ArchiveImages:
         probes: dict[str, ImageProbe] = {}
         total = len(members)
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            pending = []
+            pending: list = []
             for m, data in self.archive.read(members, self.budget):
-                pending.append((m.key, pool.submit(probe_bytes, data, True)))
-                if len(pending) >= 4 * workers:  # bounds the bytes held in memory
+                pending.append((m.key, len(data), pool.submit(probe_bytes, data, True)))
+                # bounds what is held in memory: a few members per worker, and at most IN_MEMORY bytes
+                if len(pending) >= 4 * workers or sum(p[1] for p in pending) > IN_MEMORY:
                     _collect(pending, probes, progress, total)
             _collect(pending, probes, progress, total, final=True)
         return [None] * total, [probes[m.key] for m in members]
@@ -157,7 +159,7 @@ class ArchiveImages:
 
 def _collect(pending: list, probes: dict, progress: Progress | None, total: int, final: bool = False) -> None:
     while pending and (final or len(pending) > 1):
-        key, future = pending.pop(0)
+        key, _, future = pending.pop(0)
         probes[key] = future.result()
         if progress and (len(probes) % 200 == 0 or len(probes) == total):
             progress(len(probes), total)

@@ -53,7 +53,8 @@ class ImportSource:
 
     @property
     def extracted(self) -> bool:
-        return self.archive is not None
+        """The images come out of the archive into our temp folder (so storing may move them)."""
+        return isinstance(self.images, ArchiveImages)
 
     def cleanup(self) -> None:
         if self.archive is not None:
@@ -92,7 +93,7 @@ def choose_annotation(candidates: list[str], annotations: str | None, where: str
     """The annotation file: the one asked for (a relative name, matched loosely against `candidates` and
     the other JSON files `others`), else the only candidate."""
     if annotations:
-        wanted = safe_key(annotations, where)
+        wanted = _annotation_key(annotations, where)
         pool = list(dict.fromkeys([*candidates, *others]))
         hits = [c for c in pool if c == wanted] or [
             c for c in pool if c.endswith("/" + wanted) or wanted.endswith("/" + c)]
@@ -105,6 +106,13 @@ def choose_annotation(candidates: list[str], annotations: str | None, where: str
         raise SourceError(f"{where}: no COCO annotation file found (expected annotations/instances_default.json "
                           "as in a CVAT 'COCO 1.0' export)")
     raise SeveralAnnotations(where, candidates)
+
+
+def _annotation_key(annotations: str, where: str) -> str:
+    try:
+        return safe_key(annotations, where)
+    except SourceError:
+        raise SourceError(f"{where}: the annotation file {annotations!r} must lie inside the export") from None
 
 
 def resolve_source(
@@ -150,8 +158,9 @@ def _from_folder(real: Path, label: str, annotations: Path | str | None, ann_rea
         json_path, json_label = ann_real, str(annotations)
     else:
         wanted = str(annotations) if annotations else None
-        others = [wanted] if wanted and (root / wanted).is_file() else []
-        rel = choose_annotation(_folder_candidates(root), wanted, shown, [safe_key(o, shown) for o in others])
+        key = _annotation_key(wanted, shown) if wanted else None
+        others = [key] if key and root.joinpath(*key.split("/")).is_file() else []
+        rel = choose_annotation(_folder_candidates(root), wanted, shown, others)
         json_label = f"{shown}/{rel}"
         json_path = _checked(policy, root.joinpath(*rel.split("/")), "annotation file", json_label)
     _require(json_path, json_label, "file")
