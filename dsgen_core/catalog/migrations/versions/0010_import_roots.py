@@ -8,21 +8,18 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010"
-down_revision = "0008"
-branch_labels = None
-depends_on = None
-
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+revision, down_revision = "0010", "0008"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")  # JSONB on PostgreSQL, as models.JSONType
     op.create_table(
         "import_roots",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("path", sa.String(length=1000), nullable=False),
-        sa.Column("org_ids", JSON, nullable=False),
-        sa.Column("user_ids", JSON, nullable=False),
+        sa.Column("org_ids", json, nullable=False),
+        sa.Column("user_ids", json, nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"]),
