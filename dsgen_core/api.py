@@ -26,6 +26,7 @@ from dsgen_core.facade_curation import CurationFacade
 from dsgen_core.facade_cvat import CvatFacade
 from dsgen_core.facade_explore import ExploreFacade
 from dsgen_core.facade_insights import InsightsFacade
+from dsgen_core.import_roots import ImportRootsFacade
 from dsgen_core.importing import job as import_job
 from dsgen_core.jobs import queue
 from dsgen_core.lake.views import scan_params, scan_sql
@@ -159,12 +160,15 @@ def _next_version(existing: list[str]) -> str:
     return f"{major}.{minor + 1}.0"
 
 
-class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFacade):
+class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFacade, ImportRootsFacade):
     """The facade object; open it once per process and share it."""
 
     def __init__(self, app: App):
+        from dsgen_core.importing.uploads import sweep_abandoned
+
         self.app = app
         self.default_actor, self.admin_password = ensure_admin(app.catalog)
+        sweep_abandoned(app)
 
     @classmethod
     def open(cls, home: str | Path | None = None) -> Dsgen:
@@ -283,44 +287,27 @@ class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFac
     def check_import_path(self, actor: Actor, req: ImportRequest) -> ValidationReport:
         """The "check path" step: run every check an import would, write nothing to the catalog or storage."""
         # Imported here: parsing and checking code is heavy and a reading process never needs it.
-        from dsgen_core.formats.coco_reader import read_coco
-        from dsgen_core.importing.checks import check_tables
-        from dsgen_core.importing.media_checks import check_media
-        from dsgen_core.importing.sources import SourceError, resolve_source
+        from dsgen_core.importing.pipeline import SourceSpec, run_checks
 
         permissions.require_login(actor)
+        label = self._authorize_import(actor, req)
         self._validate_request(req)
         report = ValidationReport()
         work = self.app.settings.tmp_root / f"check-{uuid.uuid4().hex}"
+        spec = SourceSpec(req.path, label, req.images_path, req.annotations_path, req.annotations_only, req.in_place)
+        checked = None
         try:
-            try:
-                src = resolve_source(
-                    Path(req.path), images=Path(req.images_path) if req.images_path else None,
-                    work_dir=work / "extracted",
-                    annotations=Path(req.annotations_path) if req.annotations_path else None,
-                )
-            except SourceError as exc:
-                report.error("bad_source", str(exc))
-                return report
-            report.stats["annotations_file"] = str(src.json_path.name)
-            report.stats["images_folder"] = str(src.images_root) if src.images_root else None
-            tables = read_coco(src.json_path, report, tmp_dir=work)
-            if tables is None:
-                return report
-            report.stats.update(images=tables.images.num_rows, annotations=tables.annotations.num_rows,
-                                categories=tables.categories.num_rows)
-            check_tables(tables, report)
-            if not req.annotations_only and src.images_root is not None:
-                check_media(tables.images, src.images_root, report)
-            elif not req.annotations_only:
-                report.error("images_folder_missing", "no images folder found; pass one, or import annotations only")
+            checked = run_checks(spec, report, work, self.path_policy(actor), extract=False)
             return report
         finally:
+            if checked is not None and checked.source is not None:
+                checked.source.cleanup()
             shutil.rmtree(work, ignore_errors=True)
 
     def start_import(self, actor: Actor, req: ImportRequest) -> ImportStarted:
         """Create (or reuse) the group, reserve the next version number and queue the import job."""
         permissions.require_login(actor)
+        label = self._authorize_import(actor, req)
         self._validate_request(req)
         for _ in range(5):
             try:
@@ -364,7 +351,7 @@ class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFac
         params = {
             "version_id": version_id, "source_path": str(Path(req.path).expanduser().resolve()),
             "images_path": req.images_path, "annotations_path": req.annotations_path,
-            "in_place": req.in_place, "annotations_only": req.annotations_only,
+            "in_place": req.in_place, "annotations_only": req.annotations_only, "source_label": label,
         }
         job_id = queue.enqueue(self.app, import_job.IMPORT, params, actor.id, version_id=version_id)
         return ImportStarted(job_id=job_id, version_id=version_id, group_id=group_id, version=version)

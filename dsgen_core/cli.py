@@ -272,14 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import a CVAT COCO 1.0 export (zip, folder, or JSON + --images)",
                          description="Import a CVAT 'COCO 1.0' export as a new version of a dataset group.")
-    imp.add_argument("path", help="zip as downloaded from CVAT, export folder, or annotation .json")
+    imp.add_argument("path", help="zip (or .tar, .tar.gz, .tgz) as downloaded from CVAT, export folder, or "
+                     "annotation .json; with a user's token it must lie in an import root open to that user")
     imp.add_argument("--group", required=True, help="dataset group name (created if new)")
     imp.add_argument("--split", default="train", help="split name (default: train)")
     imp.add_argument("--type", default="RAW", choices=["RAW", "SOURCE", "PROCESSED", "FUSION"], help="dataset type")
     imp.add_argument("--modality", default="image", help="modality (default: image)")
     imp.add_argument("--task", action="append", help="task type, repeatable (default: detection)")
     imp.add_argument("--images", help="images folder, when PATH is a .json file")
-    imp.add_argument("--annotations", help="which annotation .json to use when the export has several")
+    imp.add_argument("--annotations", help="which annotation .json to use when the export has several (its name in "
+                     "the export, e.g. annotations/instances_Train.json)")
     imp.add_argument("--description", help="group description (new groups)")
     imp.add_argument("--in-place", action="store_true", help="register the files where they are (NAS): copy no bytes")
     imp.add_argument("--annotations-only", action="store_true", help="import annotations without any image files")
@@ -301,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     from dsgen_core.cli_access import add_access_commands
 
     add_access_commands(sub, ds)
+
+    from dsgen_core.cli_import_roots import add_import_roots_command
+
+    add_import_roots_command(sub)
 
     ex = sub.add_parser("export", help="export a READY version as COCO JSON")
     ex.add_argument("version", type=int, help="version id (see `dsgen datasets show`)")

@@ -94,6 +94,7 @@ class CvatFacade:
     app: App
     _load_version: Callable[..., DatasetVersion]
     _load_group: Callable[..., DatasetGroup]
+    require_server_path: Callable[..., Path]
 
     # ----- connections ----------------------------------------------------------------------
     def add_cvat_connection(self, actor: Actor, name: str, url: str, *, secret: str, username: str = "",
@@ -113,6 +114,8 @@ class CvatFacade:
             raise InvalidRequest("a username is needed for a login or basic credentials")
         if not secret:
             raise InvalidRequest("a password or token is needed")
+        if share_root and not actor.is_admin:  # a server path: only inside an import root open to the user
+            self.require_server_path(actor, share_root, "share folder")
         share_root = _share_root(share_root, cloud_storage_id)
         url = url.rstrip("/")
         if check:

@@ -1,4 +1,5 @@
-"""Admin: users (create, disable, reset password) and organizations. Site admins only (checked in the core)."""
+"""Admin: users (create, disable, reset password), organizations and import roots. Site admins only (checked
+in the core)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ if not current_actor().is_admin:
     st.error("Only site admins may open this page.")
     st.stop()
 
-users_tab, orgs_tab = st.tabs(["Users", "Organizations"])
+users_tab, orgs_tab, roots_tab = st.tabs(["Users", "Organizations", "Import roots"])
 
 with users_tab:
     users = call("list_users")
@@ -66,5 +67,35 @@ with orgs_tab:
         if c3.button("Add member", width="stretch") and call("add_member", org, member) is not FAILED:
             st.rerun()
         if c4.button("Remove member", width="stretch") and call("remove_member", org, member) is not FAILED:
+            st.rerun()
+
+with roots_tab:
+    st.caption("Server folders users may import from (and register in place, and use as a CVAT share folder). "
+               "A root is open to every logged-in user unless limited to organizations or users. Any other "
+               "server path is refused; dsgen's data folder never is importable. Site admins may name any path.")
+    roots = call("list_import_roots")
+    if roots is not FAILED:
+        if roots:
+            st.dataframe(pd.DataFrame([{
+                "folder": r.path, "open to": "everyone" if r.everyone else ", ".join(
+                    [f"org {o}" for o in r.organizations] + [f"user {u}" for u in r.users]),
+                "added": fmt_time(r.created_at)} for r in roots]), hide_index=True, width="stretch")
+        else:
+            st.info("No import roots yet: users can only upload archives.")
+    with st.form("add_import_root", clear_on_submit=True):
+        root_path = st.text_input("Server folder", placeholder="/nas/exports")
+        c1, c2 = st.columns(2)
+        root_orgs = c1.multiselect("Only for organizations", [o.name for o in orgs] if orgs is not FAILED else [])
+        root_users = c2.multiselect("Only for users", [u.username for u in users] if users is not FAILED else [])
+        add_root = st.form_submit_button("Add import root", type="primary",
+                                         help="Adding a folder again replaces whom it is open to.")
+    if add_root:
+        added = call("add_import_root", root_path.strip(), organizations=root_orgs, users=root_users)
+        if added is not FAILED:
+            st.rerun()
+    if roots is not FAILED and roots:
+        c1, c2 = st.columns([3, 1])
+        doomed = c1.selectbox("Import root", [r.path for r in roots], key="admin_root_pick")
+        if c2.button("Remove import root", width="stretch") and call("remove_import_root", doomed) is not FAILED:
             st.rerun()
 run_caption()

@@ -2,13 +2,12 @@
 
 "Check path" runs every check without writing anything; "Import" queues a job that a worker runs; the page
 follows the job until it ends and then shows the new version or the validation report of the failure.
+Server paths are limited (in the core) to the import roots open to the user; the page shows which.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,15 @@ from pages._common import (
     run_caption,
 )
 
-MODE_UPLOAD = "Upload a CVAT zip"
+MODE_UPLOAD = "Upload a CVAT zip or tar"
 MODE_SERVER = "Folder or zip on the server"
 MODE_JSON = "JSON file + images folder"
 NEW_GROUP = "➕ New group"
 JOB_KEY = "import_job"  # {"job_id", "version_id", "group", "split", "version"} of the job this session follows
 REPORT_KEY = "import_report"  # (path shown, ValidationReport) of the last "Check path"
 UPLOADS_KEY = "import_uploads"  # uploader file_id -> saved path, so a rerun does not save the upload again
+UPLOAD_TYPES = ["zip", "tar", "gz", "tgz"]
+CHOICES_KEY = "import_annotation_choices"  # source shown -> annotation files a check found in it
 
 api = get_api()
 st.title("📥 Import")
@@ -47,20 +48,33 @@ if workers == 0:
     )
 
 
-def save_upload(upload: Any) -> Path:
-    """Write the uploaded zip to <DSGEN_HOME>/tmp/uploads/<uuid>.zip once per uploaded file."""
+def save_upload(upload: Any) -> str | None:
+    """Hand the uploaded archive to the core once per uploaded file (it keeps it in the user's upload folder)."""
     saved: dict[str, str] = st.session_state.setdefault(UPLOADS_KEY, {})
     known = saved.get(upload.file_id)
     if known and Path(known).exists():
-        return Path(known)
-    folder = api.app.settings.tmp_root / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{uuid.uuid4().hex}.zip"
+        return known
     upload.seek(0)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(upload, out, 16 << 20)
-    saved[upload.file_id] = str(target)
+    target = call("save_upload", upload, upload.name)
+    if target is FAILED:
+        return None
+    saved[upload.file_id] = target
     return target
+
+
+def server_path_hint() -> None:
+    """Which server folders this user may name (the core refuses any other path with one message)."""
+    if current_actor().is_admin:
+        st.caption("As a site admin you may name any server path except dsgen's data folder.")
+        return
+    roots = call("list_import_roots")
+    if roots is FAILED:
+        return
+    if roots:
+        st.caption("Server folders open to you: " + ", ".join(f"`{r.path}`" for r in roots))
+    else:
+        st.info("No server folder is open to you for importing: upload the export instead, or ask a site "
+                "admin to open one (Admin → Import roots).")
 
 
 # ----- source -------------------------------------------------------------------------------------
@@ -70,12 +84,15 @@ path: str = ""
 images_path: str | None = None
 path_label = ""
 if mode == MODE_UPLOAD:
-    upload = st.file_uploader("CVAT export (COCO 1.0 zip)", type=["zip"], key="imp_upload")
+    upload = st.file_uploader("CVAT export (COCO 1.0 zip, .tar, .tar.gz or .tgz)", type=UPLOAD_TYPES,
+                              key="imp_upload")
     if upload is not None:
-        path = str(save_upload(upload))
+        path = save_upload(upload) or ""
         path_label = upload.name
-        st.caption(f"Saved as `{path}` ({upload.size / 1e6:,.1f} MB)")
+        if path:
+            st.caption(f"Received `{upload.name}` ({upload.size / 1e6:,.1f} MB)")
 elif mode == MODE_SERVER:
+    server_path_hint()
     path = st.text_input(
         "Server path (folder or zip)", key="imp_path",
         placeholder="/data/cvat/task_12_export.zip  or  /nas/exports/task_12/",
@@ -83,6 +100,7 @@ elif mode == MODE_SERVER:
     ).strip()
     path_label = path
 else:
+    server_path_hint()
     c1, c2 = st.columns(2)
     path = c1.text_input("COCO JSON file", key="imp_json", placeholder="/data/x/annotations/instances_default.json").strip()
     images_path = c2.text_input("Images folder", key="imp_images", placeholder="/data/x/images").strip() or None
@@ -130,6 +148,18 @@ annotations_only = c_annonly.checkbox(
 )
 
 
+def annotation_choice() -> str | None:
+    """When a check of this same source found several annotation files, the one the user picks."""
+    choices = st.session_state.get(CHOICES_KEY, {}).get(path_label or path)
+    if not choices:
+        return None
+    return st.selectbox("Annotation file", choices, key="imp_annotation_file",
+                        help="The export holds several annotation files; pick the one to import.")
+
+
+annotations_path = annotation_choice()
+
+
 def build_request() -> ImportRequest | None:
     """The request from the widgets, or None with a message when something required is missing."""
     missing = []
@@ -144,8 +174,8 @@ def build_request() -> ImportRequest | None:
         return None
     return ImportRequest(
         path=path, group=group_name, split=split, dataset_type=dataset_type, modality=modality,
-        task_types=list(task_types), images_path=images_path, in_place=in_place,
-        annotations_only=annotations_only, description=description,
+        task_types=list(task_types), images_path=images_path, annotations_path=annotations_path,
+        in_place=in_place, annotations_only=annotations_only, description=description,
     )
 
 
@@ -154,12 +184,16 @@ check_clicked = c_check.button("🔍 Check path", key="imp_check", width="stretc
 import_clicked = c_import.button("📥 Import", key="imp_go", type="primary", width="stretch")
 
 if check_clicked:
+    st.session_state.pop(REPORT_KEY, None)  # a refused or failed check must not leave an older report standing
     req = build_request()
     if req is not None:
         with st.spinner("Checking …"):
             report = call("check_import_path", req)
         if report is not FAILED:
             st.session_state[REPORT_KEY] = (path_label or req.path, report)
+            if report.stats.get("annotation_files") and annotations_path is None:
+                st.session_state.setdefault(CHOICES_KEY, {})[path_label or req.path] = report.stats["annotation_files"]
+                st.rerun()  # show the choice of annotation file above the buttons
 
 if import_clicked:
     req = build_request()

@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-# Chromium for the browser tests; the emoji font so screenshots show the UI's status badges.
-if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
-  echo "installing Debian's chromium and fonts-noto-color-emoji for the browser tests ..." >&2
-  as_root apt-get update -qq && as_root apt-get install -y -qq chromium fonts-noto-color-emoji
+# Chromium for the browser tests; the emoji font so screenshots show the UI's status badges; Info-ZIP's
+# zip, whose archives (UTF-8 names without the UTF-8 flag) the archive tests import.
+if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] \
+    || ! command -v zip >/dev/null 2>&1; then
+  echo "installing Debian's chromium, fonts-noto-color-emoji and zip for the tests ..." >&2
+  as_root apt-get update -qq && as_root apt-get install -y -qq chromium fonts-noto-color-emoji zip
 fi
 bash scripts/bootstrap.sh test
 .venv/bin/ruff check .

@@ -94,3 +94,9 @@ def run_page(page: str | None = None, **query: str):  # noqa: ANN201 - streamlit
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def open_import_root(api, folder: Path, **limits: Any) -> None:  # noqa: ANN001
+    """Open `folder` for importing (a site admin's import root), as a deployment does for its NAS; without
+    limits every logged-in user may import from it."""
+    api.add_import_root(api.default_actor, str(folder), **limits)

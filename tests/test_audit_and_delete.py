@@ -6,7 +6,7 @@ import csv
 import io
 
 import pytest
-from helpers import simple_export
+from helpers import open_import_root, simple_export
 
 from dsgen_core.api import ImportRequest
 from dsgen_core.errors import NotFound, PermissionDenied
@@ -15,6 +15,8 @@ PW = "a-long-test-password"
 
 
 def do_import(api, actor, path, group):
+    if not actor.is_admin:
+        open_import_root(api, path, users=[actor.username])
     started = api.start_import(actor, ImportRequest(path=str(path), group=group))
     assert api.run_job_here(actor, started.job_id).status == "SUCCEEDED"
     return started

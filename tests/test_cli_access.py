@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import simple_export
+from helpers import open_import_root, simple_export
 
 from dsgen_core.api import ImportRequest
 
@@ -36,6 +36,7 @@ def team(api, admin, tmp_path, monkeypatch):
         api.create_user(admin, name, password=PW)
         tokens[name] = api.login(name, PW, kind="api").token
     owner = api.actor("owner")
+    open_import_root(api, tmp_path)
     started = api.start_import(owner, ImportRequest(path=str(simple_export(tmp_path / "e", n=2)), group="g"))
     assert api.run_job_here(owner, started.job_id).status == "SUCCEEDED"
     api.grant(owner, "g", "editor", "editor")

@@ -74,7 +74,7 @@ def test_datasets_empty_state(app_env):
 def test_import_page_empty(app_env):
     at = run_page(IMPORT)
     assert "No worker is running" in texts(at.warning)
-    assert at.radio(key="imp_mode").options == ["Upload a CVAT zip", "Folder or zip on the server",
+    assert at.radio(key="imp_mode").options == ["Upload a CVAT zip or tar", "Folder or zip on the server",
                                                 "JSON file + images folder"]
     assert at.selectbox(key="imp_group_choice").options == ["➕ New group"]
     assert at.text_input(key="imp_split").value == "train"

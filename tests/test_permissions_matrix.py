@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from helpers import simple_export
+from helpers import open_import_root, simple_export
 
 from dsgen_core.api import ImportRequest
 from dsgen_core.errors import NotFound, PermissionDenied
@@ -42,6 +42,7 @@ def world(api, admin, tmp_path) -> World:
     api.add_member(admin, "acme", "member")
     api.add_member(admin, "acme", "owner")
     export = simple_export(tmp_path / "exp", n=2)
+    open_import_root(api, tmp_path)
     started = api.start_import(actors["owner"], ImportRequest(path=str(export), group="g"))
     assert api.run_job_here(actors["owner"], started.job_id).status == "SUCCEEDED"
     api.grant(actors["owner"], "g", "editor", "editor")

@@ -194,4 +194,5 @@ class AuthSession(Base):
 # The curation tables live in their own module; importing it registers them on Base.metadata.
 from dsgen_core.catalog import curation_models as _curation_models  # noqa: E402,F401
 from dsgen_core.catalog import cvat_models as _cvat_models  # noqa: E402,F401
+from dsgen_core.catalog import import_models as _import_models  # noqa: E402,F401
 from dsgen_core.catalog import insight_models as _insight_models  # noqa: E402,F401

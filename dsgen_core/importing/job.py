@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, utcnow
+from dsgen_core.importing import uploads
 from dsgen_core.insights.job import PRECOMPUTE
 from dsgen_core.jobs.queue import JobContext, JobKind, enqueue, register
 from dsgen_core.validation import ValidationFailed, ValidationReport
@@ -32,10 +33,9 @@ def _work_dirs(app: App, version_id: int) -> tuple[Path, Path]:
 
 def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
     # Imported here so that registering the job kind (every process does) stays cheap.
-    from dsgen_core.formats.coco_reader import read_coco
-    from dsgen_core.importing.checks import check_tables
-    from dsgen_core.importing.media_checks import check_media, store_media, with_media_columns
-    from dsgen_core.importing.sources import SourceError, resolve_source
+    from dsgen_core.import_roots import policy_for
+    from dsgen_core.importing.media_checks import store_media, with_media_columns
+    from dsgen_core.importing.pipeline import SourceSpec, run_checks
     from dsgen_core.lake.store import publish
 
     p = ctx.params
@@ -43,55 +43,34 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
     with app.catalog.session() as s:
         v = s.get(DatasetVersion, version_id)
         if v.status == "READY":  # finished by an earlier attempt whose worker died before closing the job
+            uploads.discard(app.settings, p["source_path"])
             return {"version_id": version_id, "content_hash": v.content_hash}
         v.status, v.error = "PROCESSING", None
-        group_id = v.group_id
+        group_id, creator = v.group_id, v.created_by
     work, staging = _work_dirs(app, version_id)
     rel, final = lake_folder(app, group_id, version_id)
     for folder in (work, staging, final):
         shutil.rmtree(folder, ignore_errors=True)
     work.mkdir(parents=True)
     report = ValidationReport()
-    source = None
+    checked = None
     try:
-        ctx.stage("reading source")
-        try:
-            source = resolve_source(
-                Path(p["source_path"]),
-                images=Path(p["images_path"]) if p.get("images_path") else None,
-                work_dir=work / "extracted",
-                annotations=Path(p["annotations_path"]) if p.get("annotations_path") else None,
-            )
-        except SourceError as exc:
-            report.error("bad_source", str(exc))
-            raise ValidationFailed(report) from exc
-        ctx.stage("parsing annotations")
-        tables = read_coco(source.json_path, report, tmp_dir=work)
-        if tables is None:
+        # The paths are checked again here, against the roots as they are now: a link swapped since the
+        # request, or a root closed since, refuses the import.
+        spec = SourceSpec(p["source_path"], p.get("source_label") or p["source_path"], p.get("images_path"),
+                          p.get("annotations_path"), bool(p.get("annotations_only")), bool(p.get("in_place")))
+        checked = run_checks(spec, report, work, policy_for(app, creator), extract=True, stage=ctx.stage,
+                             progress=ctx.progress)
+        if report.has_errors or checked.tables is None:
             raise ValidationFailed(report)
-        ctx.stage("checking annotations")
-        check_tables(tables, report)
-        annotations_only = bool(p.get("annotations_only"))
-        if not annotations_only and source.images_root is None:
-            report.error(
-                "images_folder_missing",
-                f"no images folder next to {source.json_path.name} (expected images/ as in a CVAT export); "
-                "pass the folder, or import annotations only",
-            )
-        media = None
-        if not annotations_only and source.images_root is not None:
-            n = tables.images.num_rows
-            ctx.stage("checking images", n)
-            media = check_media(tables.images, source.images_root, report, progress=ctx.progress)
-        if report.has_errors:
-            raise ValidationFailed(report)
+        source, tables, media = checked.source, checked.tables, checked.media
         if media is not None:
             ctx.stage("storing images" if not p.get("in_place") else "registering images in place", len(media.paths))
             uris = store_media(
                 app.storage,
                 media,
                 in_place=bool(p.get("in_place")),
-                move=source.extracted_dir is not None,
+                move=source.extracted,
                 progress=ctx.progress,
             )
             tables.images = with_media_columns(tables.images, media, uris)
@@ -119,10 +98,10 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
                     details={"images": v.num_images, "annotations": v.num_annotations, "warnings": len(report.warnings)},
                 )
             )
-            creator = v.created_by
         if media is not None:
             enqueue(app, THUMBNAILS, {"version_id": version_id}, creator, version_id=version_id)
         enqueue(app, PRECOMPUTE, {"version_id": version_id}, creator, version_id=version_id)
+        uploads.discard(app.settings, p["source_path"])
         return {"version_id": version_id, "content_hash": digest, "warnings": len(report.warnings)}
     except ValidationFailed as exc:
         with app.catalog.session() as s:
@@ -131,8 +110,8 @@ def run_import(app: App, ctx: JobContext) -> dict[str, Any]:
         exc.job_result = {"validation_report": exc.report.to_dict()}
         raise
     finally:
-        if source is not None:
-            source.cleanup()
+        if checked is not None and checked.source is not None:
+            checked.source.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -152,6 +131,7 @@ def fail_import(app: App, job: Job, message: str) -> None:
     _, final = lake_folder(app, group_id, version_id)
     for folder in (work, staging, final):
         shutil.rmtree(folder, ignore_errors=True)
+    uploads.discard(app.settings, job.params.get("source_path", ""))
 
 
 register(JobKind(IMPORT, run_import, fail_import))

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dsgen_core.importing.sources import list_image_files, normalize_file_name
-from dsgen_core.media import ImageProbe, probe_images
+from dsgen_core.importing.image_files import (
+    AMBIGUOUS,
+    IMAGE_EXTENSIONS,
+    OUTSIDE,
+    SPECIAL,
+    ArchiveImages,
+    FolderImages,
+    Found,
+)
+from dsgen_core.importing.sources import normalize_file_name
+from dsgen_core.media import ImageProbe
 from dsgen_core.storage import Storage, file_uri
 from dsgen_core.validation import ValidationReport
 
@@ -28,59 +37,97 @@ class MediaResult:
 
 
 def check_media(
-    images: pa.Table, root: Path, report: ValidationReport, progress: Progress | None = None, workers: int = 8
+    images: pa.Table, files: FolderImages | ArchiveImages, report: ValidationReport,
+    progress: Progress | None = None, workers: int = 8, extract_to: Path | None = None,
 ) -> MediaResult:
+    """Match the listed file names to files (NFC), probe them, and report what is wrong with each.
+    From an archive, `extract_to` extracts the listed images (an import); without it they are probed in
+    memory (a check writes nothing)."""
     names = images.column("file_name").to_pylist()
     ids = images.column("image_id").to_pylist()
-    on_disk = list_image_files(root)
-    paths: list[Path | None] = []
-    bad_names, missing = [], []
-    listed: set[str] = set()
-    for image_id, name in zip(ids, names, strict=True):
-        rel = normalize_file_name(name)
-        if rel is None:
-            bad_names.append(f"image {image_id}: file_name {name!r}")
-            paths.append(None)
-            continue
-        listed.add(rel)
-        path = on_disk.get(rel)
-        if path is None:
-            missing.append(f"image {image_id}: {rel} (looked in {root})")
-        paths.append(path)
-    report.error("bad_file_name", "file names must be relative paths inside the images folder", len(bad_names), bad_names)
-    report.error("image_missing", "images listed in the annotations but not found on disk", len(missing), missing)
-    unlisted = sorted(set(on_disk) - listed)
-    report.warning("image_unlisted", "image files on disk that the annotations do not list (not imported)", len(unlisted), unlisted)
+    keys = [normalize_file_name(n) if isinstance(n, str) else None for n in names]
+    listed = {k for k in keys if k}
+    files.prepare(listed)
+    index = files.images()
+    found: list[Found | None] = []
+    problems: dict[str, list[str]] = {c: [] for c in (
+        "bad_file_name", "image_missing", "image_not_a_file", "image_outside_root", "image_hidden")}
+    for image_id, name, key in zip(ids, names, keys, strict=True):
+        f = (index.get(key) or files.find(key)) if key else None
+        problem = _problem(image_id, name, key, f, files.label)
+        if problem is not None:
+            problems[problem[0]].append(problem[1])
+        found.append(f if problem is None or problem[0] == "image_hidden" else None)
+    for code, (severity, message) in _FINDINGS.items():
+        report.add(code, severity, message, len(problems[code]), problems[code])
+    unlisted = sorted(k for k in index if k not in listed)
+    report.warning("image_unlisted", "image files on disk that the annotations do not list (not imported)",
+                   len(unlisted), unlisted)
 
-    present = [(i, p) for i, p in enumerate(paths) if p is not None]
-    probes_present = probe_images([p for _, p in present], workers=workers, verify=True, progress=progress)
-    probes: list[ImageProbe | None] = [None] * len(paths)
-    for (i, _), probe in zip(present, probes_present, strict=True):
-        probes[i] = probe
-    _report_probes(images, paths, probes, report)
-    report.stats["images_on_disk"] = len(on_disk)
+    present = [(i, f) for i, f in enumerate(found) if f is not None]
+    got_paths, got_probes = files.probe([f for _, f in present], progress, workers, extract_to)
+    paths: list[Path | None] = [None] * len(found)
+    probes: list[ImageProbe | None] = [None] * len(found)
+    for (i, _), path, probe in zip(present, got_paths, got_probes, strict=True):
+        paths[i], probes[i] = path, probe
+    _report_probes(images, keys, found, probes, report)
+    report.stats["images_on_disk"] = len(index)
     return MediaResult(paths=paths, probes=probes)
 
 
-def _report_probes(images: pa.Table, paths: list, probes: list, report: ValidationReport) -> None:
+_FINDINGS = {
+    "bad_file_name": ("error", "file names must be relative paths inside the images folder"),
+    "image_missing": ("error", "images listed in the annotations but not found"),
+    "image_not_a_file": ("error", "listed names that are a folder, FIFO or device, not a regular file"),
+    "image_outside_root": ("error", "listed files are links that lead outside the import roots you may use "
+                                    "(or into dsgen's data folder)"),
+    "image_hidden": ("warning", "listed images are hidden files (a name part starts with '.'); imported because "
+                                "the annotations list them"),
+}
+
+
+def _problem(image_id: int, name: object, key: str | None, f: Found | None, where: str) -> tuple[str, str] | None:
+    """(finding code, example) for one listed image, or None when its file is fine."""
+    if key is None:
+        return "bad_file_name", f"image {image_id}: file_name {name!r}"
+    if f is None:
+        return "image_missing", f"image {image_id}: {key} (not in {where})"
+    if f.problem == AMBIGUOUS:
+        return "bad_file_name", (f"image {image_id}: {key} matches two files whose names differ only in Unicode "
+                                 "normalization (NFC/NFD)")
+    if f.problem == SPECIAL:
+        return "image_not_a_file", f"image {image_id}: {key}"
+    if f.problem == OUTSIDE:
+        return "image_outside_root", f"image {image_id}: {key}"
+    if f.hidden:
+        return "image_hidden", f"image {image_id}: {key}"
+    return None
+
+
+def _report_probes(images: pa.Table, keys: list, found: list, probes: list, report: ValidationReport) -> None:
     ids = images.column("image_id").to_pylist()
     widths = images.column("width").to_pylist()
     heights = images.column("height").to_pylist()
-    corrupt, mismatch, rotated = [], [], []
-    for image_id, path, probe, w, h in zip(ids, paths, probes, widths, heights, strict=True):
+    corrupt, unsupported, mismatch, rotated = [], [], [], []
+    for image_id, key, f, probe, w, h in zip(ids, keys, found, probes, widths, heights, strict=True):
         if probe is None:
             continue
         if probe.error:
-            corrupt.append(f"image {image_id}: {path.name}: {probe.error}")
+            if f.suffix not in IMAGE_EXTENSIONS and probe.error == "unknown image format":
+                unsupported.append(f"image {image_id}: {key} ({f.suffix or 'no extension'})")
+            else:
+                corrupt.append(f"image {image_id}: {key}: {probe.error}")
             continue
         orientation = probe.exif_orientation or 1
         if orientation != 1:
-            rotated.append(f"image {image_id}: {path.name}: EXIF orientation {orientation}")
+            rotated.append(f"image {image_id}: {key}: EXIF orientation {orientation}")
         dims = (probe.width, probe.height)
         ok = dims == (w, h) or (orientation in ROTATING_ORIENTATIONS and dims == (h, w))
         if not ok:
-            mismatch.append(f"image {image_id}: {path.name}: JSON says {w}x{h}, file is {probe.width}x{probe.height}")
+            mismatch.append(f"image {image_id}: {key}: JSON says {w}x{h}, file is {probe.width}x{probe.height}")
     report.error("image_corrupt", "image files that cannot be read (corrupt, truncated or not an image)", len(corrupt), corrupt)
+    report.error("image_unsupported", "listed files are of a type dsgen cannot read (e.g. HEIC); convert them to "
+                 "JPEG or PNG", len(unsupported), unsupported)
     report.warning("size_mismatch", "width/height in the JSON differ from the image file", len(mismatch), mismatch)
     report.warning(
         "exif_rotation", "images carry an EXIF rotation (viewers rotate them, boxes may not match)", len(rotated), rotated

@@ -1,6 +1,9 @@
-"""Finding the COCO JSON and the images folder in what the user points at (zip, folder, or JSON + folder).
+"""Finding the COCO JSON and the images in what the user points at: an archive, a folder, or JSON + folder.
 
-Zips are extracted safely: no absolute paths, no `..`, no links, bounded size.
+Every server path is resolved and checked against the acting user's policy first (the same refusal
+whether it exists or not); archives are read through `archives.Archive`, which refuses unsafe ones
+before writing anything. Messages name what the user gave (their path, their archive), never our
+temp folders.
 """
 
 from __future__ import annotations
@@ -8,47 +11,184 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-MAX_ZIP_BYTES = int(os.environ.get("DSGEN_MAX_ZIP_BYTES", str(500 * 1024**3)))
-MAX_ZIP_RATIO = 200  # uncompressed / compressed for one member: beyond this it is a zip bomb
+from dsgen_core.importing.archive_limits import ArchiveLimits, Budget
+from dsgen_core.importing.archive_names import DECLARED, LABELS
+from dsgen_core.importing.archives import Archive, archive_kind, safe_key
+from dsgen_core.importing.errors import SourceError
+from dsgen_core.importing.image_files import (
+    IMAGE_EXTENSIONS,
+    ArchiveImages,
+    FolderImages,
+    is_image_name,
+    list_image_files,
+)
+from dsgen_core.importing.server_paths import PathPolicy, PathRefused
+
+__all__ = ["IMAGE_EXTENSIONS", "ImportSource", "SeveralAnnotations", "SourceError", "list_image_files",
+           "normalize_file_name", "resolve_source"]
+
+ANYWHERE = PathPolicy(roots=None, forbidden=())
 
 
-class SourceError(ValueError):
-    """The path given cannot be imported; the message says what and where."""
+class SeveralAnnotations(SourceError):
+    """The export holds more than one annotation file: the user says which (`choices`, relative names)."""
+
+    def __init__(self, where: str, choices: list[str]):
+        self.choices = choices
+        super().__init__(f"{where}: several annotation files ({', '.join(choices)}); choose the one to import "
+                         "(--annotations NAME, or 'Annotation file' on the Import page)")
 
 
 @dataclass
 class ImportSource:
     json_path: Path
-    images_root: Path | None  # None: no images folder (annotations only)
-    extracted_dir: Path | None = None  # our own temp folder, removed after the import
-    notes: list[str] = field(default_factory=list)
+    images: FolderImages | ArchiveImages | None  # None: no images folder (annotations only)
+    label: str  # what the user gave: their path or their archive's name
+    archive: Archive | None = None
+    work_dir: Path | None = None  # our own temp folder for an archive's members, removed after the import
+    stats: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def extracted(self) -> bool:
+        """The images come out of the archive into our temp folder (so storing may move them)."""
+        return isinstance(self.images, ArchiveImages)
 
     def cleanup(self) -> None:
-        if self.extracted_dir is not None:
-            shutil.rmtree(self.extracted_dir, ignore_errors=True)
+        if self.archive is not None:
+            self.archive.close()
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-def _pick_json(folder: Path) -> Path:
-    ann = folder / "annotations"
-    if (ann / "instances_default.json").is_file():
-        return ann / "instances_default.json"
-    candidates = sorted(ann.glob("*.json")) if ann.is_dir() else []
-    if not candidates:
-        candidates = sorted(p for p in folder.glob("*.json"))
+def _kind(path: Path) -> str:
+    """"file", "folder", "missing", or what else it is (never opened: a FIFO would block the reader)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device"}.get(stat.S_IFMT(mode), "a special file")
+
+
+def _require(path: Path, label: str, want: str) -> None:
+    kind = _kind(path)
+    if kind == "missing":
+        raise SourceError(f"{label}: no such file or folder")
+    if kind != want:
+        what = {"file": "a file", "folder": "a folder"}.get(kind, kind)
+        raise SourceError(f"{label} is {what}; expected {'a folder' if want == 'folder' else 'a regular file'}")
+
+
+def choose_annotation(candidates: list[str], annotations: str | None, where: str,
+                      others: list[str] = ()) -> str:
+    """The annotation file: the one asked for (a relative name, matched loosely against `candidates` and
+    the other JSON files `others`), else the only candidate."""
+    if annotations:
+        wanted = _annotation_key(annotations, where)
+        pool = list(dict.fromkeys([*candidates, *others]))
+        hits = [c for c in pool if c == wanted] or [
+            c for c in pool if c.endswith("/" + wanted) or wanted.endswith("/" + c)]
+        if len(hits) == 1:
+            return hits[0]
+        raise SourceError(f"{where}: no annotation file {annotations!r} (found: {', '.join(candidates) or 'none'})")
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise SourceError(
-            f"{folder}: no COCO annotation file found (expected annotations/instances_default.json "
-            "as in a CVAT 'COCO 1.0' export)"
-        )
-    names = ", ".join(str(c.relative_to(folder)) for c in candidates)
-    raise SourceError(f"{folder}: several annotation files ({names}); pass the one to import with --annotations")
+        raise SourceError(f"{where}: no COCO annotation file found (expected annotations/instances_default.json "
+                          "as in a CVAT 'COCO 1.0' export)")
+    raise SeveralAnnotations(where, candidates)
+
+
+def _annotation_key(annotations: str, where: str) -> str:
+    try:
+        return safe_key(annotations, where)
+    except SourceError:
+        raise SourceError(f"{where}: the annotation file {annotations!r} must lie inside the export") from None
+
+
+def resolve_source(
+    path: Path | str, images: Path | str | None = None, work_dir: Path | None = None,
+    annotations: Path | str | None = None, policy: PathPolicy | None = None, label: str | None = None,
+    limits: ArchiveLimits | None = None,
+) -> ImportSource:
+    """Locate the annotation JSON and the images; an archive's annotation file is extracted into `work_dir`."""
+    policy = policy or ANYWHERE
+    label = label or str(path)
+    try:
+        real = policy.check(path)
+        images_real = policy.check(images, "images folder") if images else None
+        annotations_abs = annotations is not None and Path(os.path.expanduser(str(annotations))).is_absolute()
+        ann_real = policy.check(annotations, "annotation file") if annotations_abs else None
+    except PathRefused as exc:
+        raise SourceError(str(exc)) from exc
+    if images_real is not None:
+        _require(images_real, str(images), "folder")
+    kind = _kind(real)
+    if kind == "missing":
+        raise SourceError(f"{label}: no such file or folder")
+    if kind == "file" and archive_kind(real):
+        if ann_real is not None:
+            raise SourceError(f"{label}: --annotations names a file inside the archive, not a server path")
+        return _from_archive(real, label, work_dir, annotations, images_real, images, policy, limits)
+    if kind == "file":
+        if real.suffix.lower() != ".json":
+            raise SourceError(f"{label}: expected a CVAT COCO 1.0 zip (or .tar, .tar.gz, .tgz), a folder, "
+                              "or a .json annotation file")
+        return ImportSource(json_path=real, label=label, images=FolderImages(images_real, str(images), policy)
+                            if images_real else None)
+    if kind != "folder":
+        raise SourceError(f"{label} is {kind}, not a file or folder; give the export's zip, folder or .json")
+    return _from_folder(real, label, annotations, ann_real, images_real, images, policy)
+
+
+def _from_folder(real: Path, label: str, annotations: Path | str | None, ann_real: Path | None,
+                 images_real: Path | None, images: Path | str | None, policy: PathPolicy) -> ImportSource:
+    root = _find_export_root(real)
+    shown = _shown(label, real, root)
+    if ann_real is not None:
+        json_path, json_label = ann_real, str(annotations)
+    else:
+        wanted = str(annotations) if annotations else None
+        key = _annotation_key(wanted, shown) if wanted else None
+        others = [key] if key and root.joinpath(*key.split("/")).is_file() else []
+        rel = choose_annotation(_folder_candidates(root), wanted, shown, others)
+        json_label = f"{shown}/{rel}"
+        json_path = _checked(policy, root.joinpath(*rel.split("/")), "annotation file", json_label)
+    _require(json_path, json_label, "file")
+    if images_real is not None:
+        return ImportSource(json_path, FolderImages(images_real, str(images), policy), label)
+    folder, folder_label = (root / "images", f"{shown}/images") if (root / "images").is_dir() else (root, shown)
+    if folder == root and not any(is_image_name(p.name) and p.is_file() for p in root.iterdir()):
+        return ImportSource(json_path, None, label)
+    folder = _checked(policy, folder, "images folder", folder_label)
+    return ImportSource(json_path, FolderImages(folder, folder_label, policy), label)
+
+
+def _checked(policy: PathPolicy, path: Path, what: str, shown: str) -> Path:
+    try:
+        return policy.check(path, what, shown)
+    except PathRefused as exc:
+        raise SourceError(str(exc)) from exc
+
+
+def _shown(label: str, real: Path, root: Path) -> str:
+    """The export root as the user would write it: their path plus the folders we descended into."""
+    return label if root == real else f"{label.rstrip('/')}/{root.relative_to(real).as_posix()}"
+
+
+def _folder_candidates(root: Path) -> list[str]:
+    ann = root / "annotations"
+    found = sorted(f"annotations/{p.name}" for p in ann.glob("*.json")) if ann.is_dir() else []
+    return found or sorted(p.name for p in root.glob("*.json"))
 
 
 def _find_export_root(folder: Path) -> Path:
@@ -61,94 +201,84 @@ def _find_export_root(folder: Path) -> Path:
     return folder
 
 
-def resolve_source(
-    path: Path, images: Path | None = None, work_dir: Path | None = None, annotations: Path | None = None
-) -> ImportSource:
-    """Locate the annotation JSON and images root; extract a zip into `work_dir` first."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder")
-    extracted = None
-    if path.is_file() and zipfile.is_zipfile(path):
-        if work_dir is None:
-            raise SourceError("a zip needs a work folder to be extracted into")
-        extract_zip(path, work_dir)
-        extracted, root = work_dir, _find_export_root(work_dir)
-    elif path.is_file():
-        if path.suffix.lower() != ".json":
-            raise SourceError(f"{path}: expected a CVAT COCO 1.0 zip, a folder, or a .json annotation file")
-        if images is not None and not Path(images).is_dir():
-            raise SourceError(f"{images}: images folder not found")
-        return ImportSource(json_path=path, images_root=Path(images) if images else None)
-    else:
-        root = _find_export_root(path)
-    json_path = Path(annotations) if annotations else _pick_json(root)
-    if not json_path.is_file():
-        raise SourceError(f"{json_path}: annotation file not found")
-    images_root = Path(images) if images else (root / "images" if (root / "images").is_dir() else None)
-    if images_root is None:
-        loose = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-        images_root = root if loose else None
-    return ImportSource(json_path=json_path, images_root=images_root, extracted_dir=extracted)
+def _from_archive(real: Path, label: str, work_dir: Path | None, annotations: Path | str | None,
+                  images_real: Path | None, images: Path | str | None, policy: PathPolicy,
+                  limits: ArchiveLimits | None) -> ImportSource:
+    if work_dir is None:
+        raise SourceError("an archive needs a work folder to be read into")
+    limits = limits or ArchiveLimits.for_folder(work_dir.parent)
+    archive = Archive(real, label, limits)
+    try:
+        prefix = _archive_root(archive)
+        where = f"{label}:{prefix}" if prefix else label
+        candidates, others = _archive_candidates(archive, prefix)
+        rel = choose_annotation(candidates, str(annotations) if annotations else None, where, others)
+        member = archive.files[prefix + rel]
+        budget = Budget(limits, label)
+        json_path = archive.extract([member], work_dir / "annotations", budget)[member.key]
+        if images_real is not None:
+            found = FolderImages(images_real, str(images), policy)
+        elif _archive_images(archive) is not None:
+            found = ArchiveImages(archive, _archive_images, budget)
+        else:
+            found = None
+    except BaseException:
+        archive.close()
+        raise
+    source = ImportSource(json_path, found, label, archive=archive, work_dir=work_dir)
+    source.stats.update(archive=label, archive_members=len(archive.files), annotations_file=rel)
+    return source
 
 
-def _safe_member_path(name: str) -> PurePosixPath:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or (p.parts and p.parts[0].endswith(":")):
-        raise SourceError(f"zip member {name!r} would be written outside the import folder; refusing the archive")
-    return p
+def _archive_root(archive: Archive) -> str:
+    """The member prefix of the export inside the archive ("" or "task_12/"), as `_find_export_root`."""
+    prefix = ""
+    while True:
+        n = len(prefix)
+        if prefix + "annotations" in archive.folders or any(
+                k.startswith(prefix) and "/" not in k[n:] and k.lower().endswith(".json") for k in archive.files):
+            return prefix
+        dirs = [f[n:] for f in archive.folders if f.startswith(prefix) and f[n:] and "/" not in f[n:]
+                and not f[n:].startswith("__MACOSX")]
+        if len(dirs) != 1:
+            return prefix
+        prefix += dirs[0] + "/"
 
 
-def extract_zip(zip_path: Path, dest: Path) -> int:
-    """Extract after checking every member; returns the number of files written."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path) as zf:
-        infos = zf.infolist()
-        total = 0
-        for info in infos:
-            _safe_member_path(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise SourceError(f"zip member {info.filename!r} is a symbolic link; refusing the archive")
-            total += info.file_size
-            if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 1 << 24:
-                raise SourceError(f"zip member {info.filename!r} expands {info.file_size / info.compress_size:.0f}x; refusing")
-        if total > MAX_ZIP_BYTES:
-            raise SourceError(f"{zip_path.name}: {total} bytes uncompressed exceeds the limit of {MAX_ZIP_BYTES}")
-        count = 0
-        base = dest.resolve()
-        for info in infos:
-            rel = _safe_member_path(info.filename)
-            target = (base / rel).resolve()
-            if not target.is_relative_to(base):
-                raise SourceError(f"zip member {info.filename!r} escapes the import folder; refusing")
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            count += 1
-    return count
+def _archive_images(archive: Archive) -> str | None:
+    """The prefix of the export's images: its images/ folder, else its root when images lie loose there."""
+    prefix = _archive_root(archive)
+    if prefix + "images" in archive.folders:
+        return prefix + "images/"
+    n = len(prefix)
+    loose = any(k.startswith(prefix) and "/" not in k[n:] and is_image_name(k[n:]) for k in archive.files)
+    return prefix if loose else None
 
 
-def list_image_files(root: Path) -> dict[str, Path]:
-    """Every image file under root, keyed by its POSIX path relative to root."""
-    found: dict[str, Path] = {}
-    root_str = str(root)
-    for dirpath, dirnames, filenames in os.walk(root_str):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith("."):
-                full = os.path.join(dirpath, name)
-                found[os.path.relpath(full, root_str).replace(os.sep, "/")] = Path(full)
-    return found
+def _archive_candidates(archive: Archive, prefix: str) -> tuple[list[str], list[str]]:
+    """(the annotation files CVAT would write, every other JSON member) relative to the export root."""
+    n = len(prefix)
+    rels = sorted(k[n:] for k in archive.files if k.startswith(prefix) and k.lower().endswith(".json"))
+    found = [r for r in rels if r.startswith("annotations/") and r.count("/") == 1]
+    return found or [r for r in rels if "/" not in r], rels
+
+
+def encoding_note(archive: Archive) -> tuple[dict[str, int], list[str]]:
+    """Per decoding the number of member names, and one line for each undeclared decoding with an example."""
+    counts = archive.name_encodings()
+    guessed = []
+    for how, n in counts.most_common():
+        if how in DECLARED:
+            continue
+        example = next(m.stored for m in archive.members if m.how == how)
+        guessed.append(f"{n} name(s) read as {LABELS.get(how, how)}, e.g. {example!r}")
+    return dict(counts), guessed
 
 
 def normalize_file_name(name: str) -> str | None:
     """The file_name as a safe relative POSIX path, or None when it would leave the images folder."""
-    p = PurePosixPath(name.replace("\\", "/"))
-    parts = [part for part in p.parts if part not in ("", ".")]
-    if p.is_absolute() or ".." in parts or not parts:
+    try:
+        key = safe_key(name, "")
+    except SourceError:
         return None
-    return "/".join(parts)
+    return key or None

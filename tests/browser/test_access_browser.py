@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import simple_export
+from helpers import open_import_root, simple_export
 from ui_helpers import act, pick, shot, wait_idle
 
 from dsgen_core.api import Dsgen, ImportRequest
@@ -29,6 +29,7 @@ def team(dsgen_server, tmp_path):
     for name in ("olga", "vera", "dave"):
         api.create_user(admin, name, password=PW)
     olga = api.actor("olga")
+    open_import_root(api, tmp_path)
     started = api.start_import(olga, ImportRequest(path=str(simple_export(tmp_path / "exp", n=3)), group="field-data"))
     info = api.run_job_here(olga, started.job_id)  # or the server's worker runs it: wait for either
     deadline = time.monotonic() + 60

@@ -26,7 +26,7 @@ def test_upload_check_import_and_browse(ui, dsgen_server, tmp_path):
     page.get_by_role("heading", name="📥 Import").wait_for()
     uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
     act(page, lambda: uploader.set_input_files(str(zip_path)))
-    page.get_by_text("Saved as").wait_for()
+    page.get_by_text("Received").wait_for()
     fill(page, "New group name", "street-scenes")
     fill(page, "Split", "train")
     act(page, lambda: page.get_by_role("button", name="Check path").click())
