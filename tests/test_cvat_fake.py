@@ -1,4 +1,4 @@
-"""The fake CVAT itself, driven with plain httpx: it must behave as ../shared/CVAT_API.md says."""
+"""The fake CVAT itself, driven with plain httpx: it must behave as real CVAT does (docs/cvat.md, "The fake CVAT")."""
 
 from __future__ import annotations
 
@@ -99,13 +99,17 @@ def test_multi_request_upload_protocol(make_fake) -> None:  # noqa: F811
     tid = _task(http)
     url = f"/api/tasks/{tid}/data/"
     assert http.post(url, headers={"Upload-Start": "true"}).status_code == 202
+    quality = {"image_quality": "70"}
+    # every batch goes through CVAT's data serializer: without image_quality it is refused and stores nothing
+    r = http.post(url, files={"client_files[0]": ("z.jpg", _jpeg(9))}, headers={"Upload-Multiple": "true"})
+    assert (r.status_code, r.json()) == (400, {"image_quality": ["This field is required."]})
     for names in (["c.jpg", "a.jpg"], ["b.jpg"]):
         files = {f"client_files[{i}]": (n, _jpeg(i)) for i, n in enumerate(names)}
-        assert http.post(url, files=files, headers={"Upload-Multiple": "true"}).status_code == 200
+        assert http.post(url, data=quality, files=files, headers={"Upload-Multiple": "true"}).status_code == 200
     three = {f"client_files[{i}]": (f"x{i}.jpg", _jpeg(i)) for i in range(3)}
-    assert http.post(url, files=three, headers={"Upload-Multiple": "true"}).status_code == 400  # too many files
+    assert http.post(url, data=quality, files=three, headers={"Upload-Multiple": "true"}).status_code == 400
     huge = {"client_files[0]": ("h.jpg", b"x" * 60_000)}
-    assert http.post(url, files=huge, headers={"Upload-Multiple": "true"}).status_code == 413  # proxy limit
+    assert http.post(url, data=quality, files=huge, headers={"Upload-Multiple": "true"}).status_code == 413
     # the refused requests left nothing behind: the uploaded set is still c, a, b
     bad = {"image_quality": 70, "sorting_method": "predefined", "upload_file_order": ["a.jpg"]}
     assert http.post(url, json=bad, headers={"Upload-Finish": "true"}).status_code == 400
@@ -115,8 +119,8 @@ def test_multi_request_upload_protocol(make_fake) -> None:  # noqa: F811
     assert _poll(http, r.json()["rq_id"])[-1] == "finished"
     assert fake.tasks()[0]["frames"] == ["b.jpg", "c.jpg", "a.jpg"]
     recorded = fake.requests("POST", "/data/$")
-    assert [r.status for r in recorded] == [202, 200, 200, 400, 413, 400, 202]
-    assert [r.files for r in recorded[:3]] == [0, 2, 1] and recorded[0].headers.get("Upload-Start") == "true"
+    assert [r.status for r in recorded] == [202, 400, 200, 200, 400, 413, 400, 202]
+    assert [r.files for r in recorded[:4]] == [0, 1, 2, 1] and recorded[0].headers.get("Upload-Start") == "true"
 
 
 def _coco(name: str) -> bytes:
@@ -220,3 +224,54 @@ def test_tasks_need_labels_or_project_and_lists_paginate(fake_cvat: FakeCvat) ->
     page = http.get("/api/tasks").json()
     assert page["count"] == 12 and len(page["results"]) == 10 and page["next"]
     assert http.get(page["next"]).json()["next"] is None
+
+
+CVAT_JSON = "application/vnd.cvat+json"
+
+
+def test_content_negotiation_406_on_every_endpoint(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """CVAT's only renderer is application/vnd.cvat+json: `Accept: application/json` alone is refused (406,
+    before authentication), on /api/server/about too; responses say application/vnd.cvat+json."""
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)
+    rq_id = http.post(f"/api/tasks/{tid}/dataset/export", params={"format": "COCO 1.0"}).json()["rq_id"]
+    _poll(http, rq_id)
+    result_url = http.get(f"/api/requests/{quote(rq_id, safe='')}").json()["result_url"]
+    endpoints = [("GET", "/api/server/about"), ("POST", "/api/auth/login"), ("GET", "/api/users/self"),
+                 ("GET", "/api/tasks"), ("GET", f"/api/tasks/{tid}"), ("GET", "/api/labels"),
+                 ("GET", f"/api/tasks/{tid}/data/meta"), ("POST", f"/api/tasks/{tid}/dataset/export"),
+                 ("GET", f"/api/requests/{quote(rq_id, safe='')}"), ("GET", result_url)]
+    refused = {"detail": "Could not satisfy the request Accept header."}
+    for method, url in endpoints:
+        for anon in (False, True):  # negotiation comes before authentication: 406, not 401
+            client = httpx.Client(base_url=fake_cvat.url) if anon else http
+            r = client.request(method, url, headers={"Accept": "application/json"})
+            assert (r.status_code, r.json()) == (406, refused), (method, url, anon)
+            assert r.headers["Content-Type"] == CVAT_JSON
+    for accept in (CVAT_JSON, f"{CVAT_JSON}; version=2.0", "*/*", "application/*", f"application/json, {CVAT_JSON}"):
+        r = http.get(f"/api/tasks/{tid}", headers={"Accept": accept})
+        assert r.status_code == 200 and r.headers["Content-Type"] == CVAT_JSON, accept
+        assert r.json()["id"] == tid
+    no_accept = httpx.Client(base_url=fake_cvat.url, headers={"Accept": ""})
+    assert no_accept.get("/api/server/about").status_code == 200
+    r = http.get("/api/server/about", headers={"Accept": f"{CVAT_JSON}; version=1.0"})
+    assert (r.status_code, r.json()) == (406, {"detail": 'Invalid version in "Accept" header.'})
+    assert http.get("/api/server/about", headers={"Accept": "text/html"}).status_code == 406
+
+
+def test_label_rename_by_patch(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)
+    r = http.post(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                  files={"annotation_file": ("a.json", _coco("a.jpg"))}) if fake_cvat.at_least(2, 38) else \
+        http.put(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                 files={"annotation_file": ("a.json", _coco("a.jpg"))})
+    _poll(http, r.json()["rq_id"])
+    (label,) = http.get("/api/labels", params={"task_id": tid}).json()["results"]
+    assert http.patch(f"/api/labels/{label['id']}", json={"name": ""}).status_code == 400
+    r = http.patch(f"/api/labels/{label['id']}", json={"name": "automobile"})
+    assert r.status_code == 200 and r.json()["name"] == "automobile"
+    assert http.get(f"/api/labels/{label['id']}").json()["name"] == "automobile"
+    assert http.patch("/api/labels/999", json={"name": "x"}).status_code == 404
+    doc = fake_cvat.annotations(tid)
+    assert [c["name"] for c in doc["categories"]] == ["automobile"] and len(doc["annotations"]) == 1

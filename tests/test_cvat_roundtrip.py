@@ -212,3 +212,45 @@ def test_lists_are_paginated_and_filtered(fake_cvat: FakeCvat) -> None:  # noqa:
         assert [t.id for t in client.list_tasks(name="task-007")] == [ids[7]]
         assert client.get_task(ids[0]).url.endswith(f"/tasks/{ids[0]}")
         assert client.delete_task(ids[0]) and not client.delete_task(ids[0])
+
+
+def _tiny_jpeg(i: int, pad: int = 0) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (i * 7 % 255, 40, 90)).save(out, "JPEG", quality=80)
+    return out.getvalue() + b"\0" * pad  # JPEG readers stop at EOI: padding only makes files bigger
+
+
+def test_more_than_one_batch_each_with_image_quality(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """Over 100 images (the default per-request bound): several Upload-Multiple batches, each checked by
+    CVAT's data serializer, so each carries image_quality."""
+    files = [UploadFile(f"f{i:03d}.jpg", data=_tiny_jpeg(i)) for i in range(230)]
+    with client_for(fake_cvat) as client:
+        task = client.create_task("many", labels=[LabelSpec("car")], segment_size=100)
+        report = client.upload_images(task.id, files, image_quality=77)
+        assert client.get_task(task.id).size == 230
+    batches = [r for r in fake_cvat.requests("POST", r"/data/$") if "Upload-Multiple" in r.headers]
+    assert sorted(r.files for r in batches) == [30, 100, 100] and {r.status for r in batches} == {200}
+    assert len(report.request_sizes) == 3
+    assert fake_cvat.task(task.id).image_quality == 77 and list(fake_cvat.uploaded_files(task.id)) == [
+        f.name for f in files]
+
+
+def test_batch_bound_counts_the_form_fields(make_fake) -> None:  # noqa: F811
+    """Files sized so that three fill the bound exactly without the batch's form fields: with them, a batch
+    of three would be over a proxy's limit (413), so batches of two go."""
+    from dsgen_core.cvat.multipart import MultipartBody
+
+    files = [UploadFile(f"g{i}.jpg", data=_tiny_jpeg(i, pad=3000 - len(_tiny_jpeg(i)))) for i in range(7)]
+    bound = MultipartBody([], [(f"client_files[{k}]", f) for k, f in enumerate(files[:3])]).size
+    fake = make_fake(max_body_bytes=bound)
+    with client_for(fake, max_request_bytes=bound) as client:
+        task = client.create_task("bound", labels=[LabelSpec("car")], segment_size=10)
+        report = client.upload_images(task.id, files, image_quality=70)
+        assert client.get_task(task.id).size == 7
+    batches = [r for r in fake.requests("POST", r"/data/$") if "Upload-Multiple" in r.headers]
+    assert {r.status for r in batches} == {200} and max(r.body_bytes for r in batches) <= bound
+    assert sorted(r.files for r in batches) == [1, 2, 2, 2] and max(report.request_sizes) <= bound

@@ -26,6 +26,16 @@ def test_multipart_size_is_exact_and_bodies_respect_the_bound() -> None:
             assert len(b.files) <= 7
     batches, too_big = plan_batches([*files, UploadFile("big", data=b"x" * 7000)], 6000, 100)
     assert [f.name for f in too_big] == ["big"]
+    # every batch carries the data fields (CVAT checks image_quality on each): the bound counts them
+    fields = [("image_quality", "70"), ("sorting_method", "predefined"), ("use_cache", "true")]
+    for bound in (6000, 20_000):
+        batches, too_big = plan_batches(files, bound, max_files=7, fields=fields)
+        assert not too_big and [f for b in batches for _, f in b.files] == files
+        for b in batches:
+            real = MultipartBody(fields, [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)])
+            assert real.size == b.size == len(b"".join(real.chunks())) <= bound
+    tight = MultipartBody([], [("client_files[0]", files[0])]).size  # fits alone without fields, not with
+    assert [f.name for f in plan_batches(files[:1], tight, 100, fields=fields)[1]] == [files[0].name]
 
 
 def test_flat_names() -> None:

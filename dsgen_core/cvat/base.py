@@ -19,6 +19,7 @@ from dsgen_core.cvat.errors import (
     CvatAuthError,
     CvatError,
     CvatHttpError,
+    CvatNotAcceptable,
     CvatNotFound,
     CvatTaskDeleted,
     CvatUnavailable,
@@ -26,7 +27,7 @@ from dsgen_core.cvat.errors import (
     CvatWrongUrl,
 )
 from dsgen_core.cvat.models import Credentials, ServerInfo
-from dsgen_core.cvat.transport import RETRY_STATUSES, RetryPolicy, Transport
+from dsgen_core.cvat.transport import MEDIA_TYPE, RETRY_STATUSES, RetryPolicy, Transport
 from dsgen_core.cvat.versions import Features, ServerVersion
 
 __all__ = ["COCO", "ClientBase", "PollPolicy"]
@@ -147,6 +148,8 @@ class ClientBase:
         if resp.status_code in RETRY_STATUSES or resp.status_code >= 500:
             raise CvatUnavailable(f"CVAT at {self.base_url} is not working: /api/server/about answered "
                                   f"HTTP {resp.status_code}")
+        if resp.status_code == 406:
+            raise self._not_acceptable(resp, "read its version")
         try:
             about = resp.json() if resp.status_code == 200 else None
         except ValueError:
@@ -220,11 +223,20 @@ class ClientBase:
         text = " ".join(text.split())[:300]
         return f": {self._t.redact(text)}" if text else ""
 
+    def _not_acceptable(self, resp: httpx.Response, what: str) -> CvatNotAcceptable:
+        return CvatNotAcceptable(
+            f"CVAT at {self.base_url} refused to {what}: HTTP 406{self._detail(resp)}. CVAT answers only "
+            f"'Accept: {MEDIA_TYPE}' and this request's Accept header ({resp.request.headers.get('Accept')!r}) "
+            "did not admit it: a client or proxy problem, not a wrong URL"
+        )
+
     def _check(self, resp: httpx.Response, what: str, ok: Sequence[int] = (200,), task_id: int | None = None
                ) -> httpx.Response:
         s = resp.status_code
         if s in ok:
             return resp
+        if s == 406:
+            raise self._not_acceptable(resp, what)
         detail = self._detail(resp)
         if s == 401:
             raise CvatAuthError(f"CVAT refused the credentials {self.credentials} while trying to {what} (HTTP 401)")

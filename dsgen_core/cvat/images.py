@@ -84,8 +84,11 @@ class ImagesMixin(PollingMixin):
         endpoint = f"api/tasks/{task_id}/data/"
         what = f"upload images to task {task_id}"
         self._check(self._t.request("POST", endpoint, headers={"Upload-Start": "true"}), what, (202,), task_id)
-        batches, too_big = plan_batches(files, self.max_request_bytes, self.max_files_per_request)
-        bodies = [MultipartBody([], [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)]) for b in batches]
+        # each batch carries the data fields: CVAT checks every request with its data serializer, so a batch
+        # without image_quality is refused (400); the official SDK sends them with every batch too
+        batches, too_big = plan_batches(files, self.max_request_bytes, self.max_files_per_request, fields=fields)
+        bodies = [MultipartBody(fields, [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)])
+                  for b in batches]
 
         def send(body: MultipartBody) -> None:
             resp = self._t.request("POST", endpoint, body=body, headers={"Upload-Multiple": "true"})
