@@ -275,3 +275,38 @@ def test_label_rename_by_patch(fake_cvat: FakeCvat) -> None:  # noqa: F811
     assert http.patch("/api/labels/999", json={"name": "x"}).status_code == 404
     doc = fake_cvat.annotations(tid)
     assert [c["name"] for c in doc["categories"]] == ["automobile"] and len(doc["annotations"]) == 1
+
+
+def _import(http: httpx.Client, fake: FakeCvat, tid: int, doc: dict) -> None:
+    files = {"annotation_file": ("a.json", json.dumps(doc).encode())}
+    r = (http.post if fake.at_least(2, 38) else http.put)(f"/api/tasks/{tid}/annotations",
+                                                          params={"format": "COCO 1.0"}, files=files)
+    assert _poll(http, r.json()["rq_id"])[-1] == "finished"
+
+
+def test_coordinates_are_rounded_and_area_is_the_raster_pixel_count(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """CVAT rounds shape points to 2 decimals on import and bboxes on export; its COCO `area` is the pixel count
+    of the rasterised shape; a second round trip of the rounded values is exact."""
+    from pycocotools import mask as mask_utils
+
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)  # one 32 x 24 frame
+    poly = [1.123456, 2.987654, 20.0, 2.5, 20.25, 19.995, 1.5, 21.004999]
+    doc = json.loads(_coco("a.jpg"))
+    doc["annotations"] = [
+        dict(doc["annotations"][0], bbox=[3.33333333, 4.44444444, 16.03, 13.72]),
+        dict(doc["annotations"][0], id=2, segmentation=[poly], bbox=[1.0, 2.0, 19.0, 19.0]),
+    ]
+    _import(http, fake_cvat, tid, doc)
+    box, polygon = fake_cvat.annotations(tid)["annotations"]
+    assert box["bbox"] == [3.33, 4.44, 16.03, 13.72]
+    corners = [[3.33, 4.44, 19.36, 4.44, 19.36, 18.16, 3.33, 18.16]]
+    raster = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(corners, 24, 32))))
+    assert box["area"] == raster == 224.0 and box["area"] != pytest.approx(16.03 * 13.72)  # pixels, not w * h
+    assert polygon["segmentation"] == [[1.12, 2.99, 20.0, 2.5, 20.25, 20.0, 1.5, 21.0]]
+    assert polygon["bbox"] == [1.12, 2.5, 19.13, 18.5]
+    expected = mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polygon["segmentation"], 24, 32)))
+    assert polygon["area"] == float(expected)
+    again = fake_cvat.annotations(tid)
+    _import(http, fake_cvat, tid, again)
+    assert fake_cvat.annotations(tid)["annotations"] == again["annotations"]  # rounded values are stable

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
-from test_cvat_sync_support import capi, connect, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, connect, import_version, precise_export, sample_export  # noqa: F401
 
 from dsgen_core.cvat_sync.records import ExportRequest
 from dsgen_core.lake.store import read_tables
@@ -104,3 +106,53 @@ def test_relabeled_pull_back_diff_and_new_version(capi, fake_cvat, sample_export
     differing = [i for i in set(old) & set(rows) if old[i] != rows[i]]
     assert len(differing) == 2  # the moved box and the changed attribute; every other row identical
     assert capi.get_version(admin, pulled.version_id).version == "1.1.0"
+
+
+def _boxes(detail: str) -> list[list[str]]:
+    """The printed boxes of a change line, as the strings shown."""
+    return [re.findall(r"-?\d+\.\d+", part) for part in re.findall(r"\[([^\]]*)\]", detail)]
+
+
+def test_unchanged_task_of_precise_data_pulls_as_a_no_op(capi, fake_cvat, precise_export):  # noqa: F811
+    """CVAT rounds coordinates to 2 decimals and reports raster areas: within that rounding nothing moved, and
+    an (asked-for) commit keeps our values: the same tables, the same content hash."""
+    admin = capi.default_actor
+    vid = import_version(capi, admin, precise_export, group="precise")
+    _, export = _export(capi, admin, fake_cvat, vid)
+    tid = export.tasks[0].task_id
+    ours = _tables(capi, admin, vid).annotations.to_pylist()
+    theirs = fake_cvat.annotations(tid)["annotations"]
+    assert {round(a["bbox"][0], 9) for a in theirs} != {round(r["bbox_x"], 9) for r in ours}  # CVAT rounded
+    assert {a["area"] for a in theirs} != {r["area"] for r in ours}  # and reports pixel counts
+    d = capi.preview_pull(admin, tid, into="precise").diff
+    assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (0, 0, 0, 0, 0), d.changes[:3]
+    assert d.is_zero and d.unchanged == len(ours)
+
+
+def test_real_edits_of_precise_data_change_only_their_rows(capi, fake_cvat, precise_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, precise_export, group="precise")
+    _, export = _export(capi, admin, fake_cvat, vid)
+    tid = export.tasks[0].task_id
+    boxes = [s for s in fake_cvat.shapes(tid) if s.type == "rectangle"]
+    big = boxes[0]
+    # a small move that one decimal cannot show: x and x + 0.02 print the same with .1f
+    small = next(s for s in boxes[1:] if 0.05 < (s.points[0] * 10) % 1 < 0.7)
+    fake_cvat.move_shape(tid, big.id, 0.5, 0.0)
+    fake_cvat.move_shape(tid, small.id, 0.02, 0.0)
+    d = capi.preview_pull(admin, tid, into="precise").diff
+    assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (0, 0, 2, 0, 0), d.changes
+    for c in d.changes:
+        old, new = _boxes(c.detail)[:2]
+        assert old[0] != new[0] and old[1:] == new[1:], c.detail  # x visibly moved; y, w, h did not
+    pulled = capi.commit_pull(admin, capi.preview_pull(admin, tid, into="precise").pull_id)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+    src = {r["annotation_id"]: r for r in _tables(capi, admin, vid).annotations.to_pylist()}
+    new = {r["annotation_id"]: r for r in _tables(capi, admin, pulled.version_id).annotations.to_pylist()}
+    changed = sorted(i for i in src if src[i] != new[i])
+    assert len(changed) == 2 and set(src) == set(new)  # only the two moved boxes' rows
+    for i in changed:
+        moved_by = new[i]["bbox_x"] - src[i]["bbox_x"]
+        assert min(abs(moved_by - 0.5), abs(moved_by - 0.02)) <= 0.0051
+        assert new[i]["bbox_y"] == src[i]["bbox_y"] and new[i]["bbox_w"] == src[i]["bbox_w"]
+        assert new[i]["area"] == src[i]["area"]  # a move keeps a box's w x h, and our rows' area convention

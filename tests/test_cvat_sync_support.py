@@ -3,6 +3,7 @@ imported dataset with real JPEGs, and a saved connection to a fake CVAT."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,23 @@ def sample_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cvat-sync-src")
     generate_cvat_coco(root, SampleSpec(num_images=12, seed=5, workers=1, resolutions=((96, 64), (80, 60)),
                                         polygon_fraction=0.3, rle_fraction=0.15, mean_boxes=4))
+    return root
+
+
+@pytest.fixture(scope="session")
+def precise_export(sample_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample with coordinates of 9 decimals (as converters and model outputs write them): CVAT rounds
+    them to 2 on the way in, so its export of an unchanged task differs from ours by up to 0.005 px."""
+    root = tmp_path_factory.mktemp("cvat-sync-precise") / "export"
+    shutil.copytree(sample_export, root)
+    path = root / "annotations" / "instances_default.json"
+    doc = json.loads(path.read_text())
+    for a in doc["annotations"]:
+        d = 0.001234567 + (a["id"] % 5) * 0.000713
+        a["bbox"][:2] = [a["bbox"][0] + d, a["bbox"][1] + d]
+        if isinstance(a.get("segmentation"), list):
+            a["segmentation"] = [[v + d for v in p] for p in a["segmentation"]]
+    path.write_text(json.dumps(doc))
     return root
 
 

@@ -143,7 +143,8 @@ def apply(tables: DatasetTables, plan: Plan) -> DatasetTables:
     for r in changed:
         a = plan.updated[r["annotation_id"]]
         r["category_id"] = cat_id[a.category]
-        _geometry(r, a)
+        if r["annotation_id"] in plan.moved:
+            _geometry(r, a)
         r["attributes"] = json.dumps(a.attributes, separators=(",", ":"))
     next_id = (pc.max(ids).as_py() or 0) + 1
     for k, (image_id, a) in enumerate(plan.added):
