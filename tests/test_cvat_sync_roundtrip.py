@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
 from test_cvat_sync_support import capi, connect, import_version, precise_export, sample_export  # noqa: F401
@@ -156,3 +158,43 @@ def test_real_edits_of_precise_data_change_only_their_rows(capi, fake_cvat, prec
         assert min(abs(moved_by - 0.5), abs(moved_by - 0.02)) <= 0.0051
         assert new[i]["bbox_y"] == src[i]["bbox_y"] and new[i]["bbox_w"] == src[i]["bbox_w"]
         assert new[i]["area"] == src[i]["area"]  # a move keeps a box's w x h, and our rows' area convention
+
+
+def test_attributes_holding_objects_or_lists_travel_as_json_text(capi, fake_cvat, sample_export, tmp_path):  # noqa: F811
+    """dsgen keeps any JSON in an attribute; CVAT's attributes hold text: such attributes are declared as text
+    and sent as JSON text, and they come back as the objects and lists they were."""
+    src = tmp_path / "json-attrs"
+    shutil.copytree(sample_export, src)
+    path = src / "annotations" / "instances_default.json"
+    doc = json.loads(path.read_text())
+    for i, a in enumerate(doc["annotations"]):
+        if i % 3 == 0:
+            a["attributes"]["track"] = {"id": i, "tags": ["parked", "night"]}
+        elif i % 3 == 1:
+            a["attributes"]["track"] = [i, i + 1.5]
+    path.write_text(json.dumps(doc))
+    admin = capi.default_actor
+    vid = import_version(capi, admin, src, group="json")
+    started, export = _export(capi, admin, fake_cvat, vid)
+    assert export.status == "DONE"
+    tid = export.tasks[0].task_id
+    labels = {lab.id: lab for lab in fake_cvat.labels(tid)}
+    tracked = [lab for lab in labels.values() if lab.attribute("track")]
+    assert tracked and {lab.attribute("track").input_type for lab in tracked} == {"text"}
+    shapes = [s for s in fake_cvat.shapes(tid) if labels[s.label_id].attribute("track")]
+    stored = [json.loads(s.attributes[labels[s.label_id].attribute("track").id]) for s in shapes
+              if s.attributes[labels[s.label_id].attribute("track").id]]
+    assert {"id": 0, "tags": ["parked", "night"]} in stored and [1, 2.5] in stored  # JSON text in CVAT
+
+    d = capi.preview_pull(admin, tid, into="json").diff
+    assert d.is_zero, d.changes[:3]
+    edited = next(s for s in shapes if s.attributes[labels[s.label_id].attribute("track").id].startswith("{"))
+    fake_cvat.set_attribute(tid, edited.id, "track", '{"id": 99, "tags": []}')
+    preview = capi.preview_pull(admin, tid, into="json")
+    assert (preview.diff.attributes_changed, preview.diff.moved) == (1, 0), preview.diff.changes
+    pulled = capi.commit_pull(admin, preview.pull_id)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+    src_rows = {r["annotation_id"]: r for r in _tables(capi, admin, vid).annotations.to_pylist()}
+    new_rows = {r["annotation_id"]: r for r in _tables(capi, admin, pulled.version_id).annotations.to_pylist()}
+    changed = [i for i in src_rows if src_rows[i] != new_rows[i]]
+    assert len(changed) == 1 and json.loads(new_rows[changed[0]]["attributes"])["track"] == {"id": 99, "tags": []}

@@ -57,3 +57,23 @@ def test_version_switches() -> None:
         f("2.15.9")
     with pytest.raises(CvatUnsupportedVersion):
         ServerVersion.parse("latest")
+
+
+def test_object_and_list_attributes_are_declared_and_sent_as_json_text() -> None:
+    import json
+
+    import pyarrow as pa
+
+    from dsgen_core.cvat import labels_from_coco
+    from dsgen_core.cvat_sync.outgoing import json_text_attributes
+
+    doc = {"categories": [{"id": 1, "name": "car"}], "annotations": [
+        {"category_id": 1, "attributes": {"meta": {"a": [1, 2]}, "flag": True, "tags": ["x"]}},
+        {"category_id": 1, "attributes": {"meta": "plain", "flag": False, "tags": ["y", "z"]}}]}
+    (car,) = labels_from_coco(doc)
+    assert {a.name: a.input_type for a in car.attributes} == {"flag": "checkbox", "meta": "text", "tags": "text"}
+    rows = ['{"meta":{"a":[1,2]},"flag":true}', '{"note":"a: {b}","n":1}', None, '{"tags":["é"]}']
+    out = json_text_attributes(pa.table({"attributes": pa.array(rows, pa.string())})).column("attributes")
+    assert [json.loads(v) if v else v for v in out.to_pylist()] == [
+        {"meta": '{"a":[1,2]}', "flag": True}, {"note": "a: {b}", "n": 1}, None, {"tags": '["é"]'}]
+    assert out.to_pylist()[1] == rows[1]  # a false hit (inside a string) is left as it was

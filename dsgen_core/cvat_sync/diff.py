@@ -89,13 +89,25 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def _their_value(ours: Any, theirs: Any) -> Any:
+    """CVAT's value in our type: text where ours is not text (an object, a list, a number sent to a text
+    attribute) is read back as JSON when it parses."""
+    if isinstance(theirs, str) and ours is not None and not isinstance(ours, str):
+        try:
+            return json.loads(theirs)
+        except ValueError:
+            return theirs
+    return theirs
+
+
 def changed_attributes(ours: dict[str, Any], theirs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """CVAT's values that differ from ours; a key we lack counts as its declared default."""
+    """CVAT's values that differ from ours (read in our type); a key we lack counts as its declared default."""
     out = {}
     for k, tv in theirs.items():
         if k in ours:
-            if _norm(ours[k]) != _norm(tv):
-                out[k] = tv
+            value = _their_value(ours[k], tv)
+            if _norm(ours[k]) != _norm(value):
+                out[k] = value
         elif _norm(defaults.get(k, BUILTIN_DEFAULTS.get(k))) != _norm(tv):
             out[k] = tv
     return out

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsgen_core.cvat import flat_names
+from dsgen_core.cvat_sync.outgoing import json_text_attributes
 from dsgen_core.lake.tables import DatasetTables
 
 
@@ -64,13 +65,14 @@ def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTab
 
 
 def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str]) -> DatasetTables:
-    """The COCO of one task as lake tables: its images renamed to their frame names, their annotations, all
-    categories. Arrow only (no per-annotation Python), so the writer can stream it straight to a file."""
+    """The COCO of one task as lake tables: its images renamed to their frame names, their annotations (object
+    and list attributes as JSON text), all categories. Arrow only (Python touches only rows with such
+    attributes), so the writer can stream it straight to a file."""
     ids = pa.array(list(image_ids), pa.int64())
     images = sub.images.filter(pc.is_in(sub.images.column("image_id"), value_set=ids))
     frames = pc.take(pa.array(list(names), pa.string()), pc.index_in(images.column("image_id"), value_set=ids))
     images = images.set_column(images.schema.get_field_index("file_name"), "file_name", frames)
-    anns = sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids))
+    anns = json_text_attributes(sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids)))
     meta = {"licenses": sub.meta.get("licenses", []), "info": sub.meta.get("info", {})}
     return DatasetTables(images=images, annotations=anns, categories=sub.categories, meta=meta)
 
