@@ -26,9 +26,12 @@ from dsgen_core.cvat_sync import jobs as cvat_jobs
 from dsgen_core.cvat_sync.records import (
     AUTH_KINDS,
     ConnectionInfo,
+    ExifChoiceNeeded,
     ExportInfo,
+    ExportPreview,
     ExportRequest,
     ExportStarted,
+    OrientedImage,
     PullStarted,
     connection_info,
     export_info,
@@ -57,6 +60,19 @@ class PullPreview:
     group: str
     split: str
     diff: PullDiff
+
+
+@dataclass
+class _ExportPlan:
+    """An export request checked against the catalog: what a preview shows and a start writes."""
+
+    preview: ExportPreview
+    version: DatasetVersion
+    connection: CvatConnection
+    ids: list[int]
+    seq: int
+    names: list[str]
+    parts: list[list[int]]
 
 
 def task_id_of(ref: int | str) -> int:
@@ -170,8 +186,48 @@ class CvatFacade:
         return c
 
     # ----- export ---------------------------------------------------------------------------
+    def preview_cvat_export(self, actor: Actor, req: ExportRequest) -> ExportPreview:
+        """What `start_cvat_export` would send, without sending anything: images, tasks, and the images with an
+        EXIF orientation (the export refuses them unless `req.exif` says what to do)."""
+        with self.app.catalog.session() as s:
+            plan = self._plan_export(s, actor, req)
+            return plan.preview
+
     def start_cvat_export(self, actor: Actor, req: ExportRequest) -> ExportStarted:
         """Freeze the filter snapshot (version + DSL + curation sequence → image ids), plan the tasks, queue the job."""
+        with self.app.catalog.session() as s:
+            plan = self._plan_export(s, actor, req)
+            if plan.preview.needs_exif_choice:
+                raise ExifChoiceNeeded(plan.preview.oriented, plan.preview.num_images)
+            v, conn, ids, parts, names = plan.version, plan.connection, plan.ids, plan.parts, plan.names
+            e = CvatExport(
+                created_by=actor.id, version_id=v.id, connection_id=conn.id, server_url=conn.url,
+                query=req.query or "", curation_seq=plan.seq, num_images=len(ids), project_name=req.project,
+                task_name=req.task_name, max_images_per_task=req.max_images_per_task, segment_size=req.segment_size,
+                image_quality=req.image_quality, preload_annotations=req.preload_annotations, status="QUEUED",
+                send_references=req.send_references, exif_remedy=req.exif if plan.preview.oriented else None,
+            )
+            s.add(e)
+            s.flush()
+            start = 0
+            for k, (name, part) in enumerate(zip(plan.preview.task_names, parts, strict=True)):
+                s.add(CvatExportTask(export_id=e.id, part=k, name=name, image_ids=part,
+                                     frame_names=names[start : start + len(part)]))
+                start += len(part)
+            s.add(AuditEntry(user_id=actor.id, action="cvat.export.start", target_type="version", target_id=v.id,
+                             details={"export_id": e.id, "server": conn.url, "query": req.query, "seq": plan.seq,
+                                      "images": len(ids), "tasks": len(parts), "project": req.project,
+                                      "references": req.send_references, "exif": e.exif_remedy}))
+            export_id = e.id
+        job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id,
+                               version_id=req.version_id)
+        with self.app.catalog.session() as s:
+            s.get(CvatExport, export_id).job_id = job_id
+        return ExportStarted(export_id, job_id, len(ids), len(parts))
+
+    def _plan_export(self, s: Session, actor: Actor, req: ExportRequest) -> _ExportPlan:
+        """Check the request and rights; the image ids, frame names and tasks the export would have."""
+        from dsgen_core.cvat_sync.orientation import REMEDIES
         from dsgen_core.cvat_sync.subset import frame_names, split_parts
         from dsgen_core.search import service
 
@@ -183,46 +239,30 @@ class CvatFacade:
         for what, value in (("project", req.project), ("task name", req.task_name)):
             if not NAME_RE.match(value or ""):
                 raise InvalidRequest(f"{what} {value!r}: use 1–100 letters, digits, spaces, '_', '-' or '.'")
+        if req.exif is not None and req.exif not in REMEDIES:
+            raise InvalidRequest(f"EXIF remedy {req.exif!r}: expected one of {', '.join(REMEDIES)}")
         engine = self._engine(actor, req.version_id)  # type: ignore[attr-defined] - CurationFacade; checks read
         ids = service.matching_ids(engine, req.query or "")
-        seq = engine.seq
         if not ids:
             raise InvalidRequest(f"the filter {req.query!r} matches no image of version {req.version_id}")
-        with self.app.catalog.session() as s:
-            v = self._load_version(s, req.version_id, actor, "viewer")
-            permissions.require_read(actor, v.group)
-            conn = self._connection(s, actor, req.connection)
-            if req.send_references:
-                names = self._share_references(engine, conn, ids)
-            else:
-                files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
-                names = frame_names([files[i] for i in ids])
-            parts = split_parts(ids, req.max_images_per_task)
-            e = CvatExport(
-                created_by=actor.id, version_id=v.id, connection_id=conn.id, server_url=conn.url,
-                query=req.query or "", curation_seq=seq, num_images=len(ids), project_name=req.project,
-                task_name=req.task_name, max_images_per_task=req.max_images_per_task, segment_size=req.segment_size,
-                image_quality=req.image_quality, preload_annotations=req.preload_annotations, status="QUEUED",
-                send_references=req.send_references,
-            )
-            s.add(e)
-            s.flush()
-            start = 0
-            for k, part in enumerate(parts):
-                name = req.task_name if len(parts) == 1 else f"{req.task_name}-{k + 1:03d}"
-                s.add(CvatExportTask(export_id=e.id, part=k, name=name, image_ids=part,
-                                     frame_names=names[start : start + len(part)]))
-                start += len(part)
-            s.add(AuditEntry(user_id=actor.id, action="cvat.export.start", target_type="version", target_id=v.id,
-                             details={"export_id": e.id, "server": conn.url, "query": req.query, "seq": seq,
-                                      "images": len(ids), "tasks": len(parts), "project": req.project,
-                                      "references": req.send_references}))
-            export_id = e.id
-        job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id,
-                               version_id=req.version_id)
-        with self.app.catalog.session() as s:
-            s.get(CvatExport, export_id).job_id = job_id
-        return ExportStarted(export_id, job_id, len(ids), len(parts))
+        v = self._load_version(s, req.version_id, actor, "viewer")
+        permissions.require_read(actor, v.group)
+        conn = self._connection(s, actor, req.connection)
+        if req.send_references:
+            names = self._share_references(engine, conn, ids)
+        else:
+            files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
+            names = frame_names([files[i] for i in ids])
+        chosen = set(ids)
+        oriented = [OrientedImage(int(i), str(f), int(o)) for i, f, o in engine.fetchall(
+            "SELECT image_id, file_name, exif_orientation FROM images WHERE exif_orientation BETWEEN 2 AND 8 "
+            "ORDER BY image_id") if i in chosen]
+        parts = split_parts(ids, req.max_images_per_task)
+        task_names = [req.task_name] if len(parts) == 1 else [f"{req.task_name}-{k + 1:03d}" for k in range(len(parts))]
+        preview = ExportPreview(version_id=v.id, connection=conn.name, num_images=len(ids), num_tasks=len(parts),
+                                task_names=task_names, oriented=oriented, exif=req.exif,
+                                send_references=req.send_references)
+        return _ExportPlan(preview, v, conn, ids, engine.seq, names, parts)
 
     def _share_references(self, engine: Any, conn: CvatConnection, ids: list[int]) -> list[str]:
         """Frame names of an export by reference: each image's path under the connection's share folder."""

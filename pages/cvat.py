@@ -10,16 +10,37 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dsgen_core.cvat_sync.records import ExportRequest
+from dsgen_core.cvat_sync.records import ExportPreview, ExportRequest
 from pages._common import badge as _badge
 from pages._common import call, current_actor, fmt_time, get_api, run_caption, version_names
 
 FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
 PREVIEW_KEY = "cvat_preview"  # the last PullPreview
+EXPORT_PREVIEW_KEY = "cvat_export_preview"  # the last ExportPreview
+EXIF_CHOICES = {"": "ask me first", "rotate": "rotate: send upright, turn shapes", "as-is": "as-is: send unchanged"}
 
 
 def badge(status: str) -> str:
     return {"DONE": "🟢 DONE"}.get(status) or _badge(status)
+
+
+def show_export_preview(p: ExportPreview) -> None:
+    """What an export would send; a warning (and the choices) for images with an EXIF orientation."""
+    how = "file references" if p.send_references else "image bytes"
+    st.markdown(f"**Preview:** {p.num_images} images in {p.num_tasks} task(s) "
+                f"({', '.join(p.task_names[:5])}{', …' if p.num_tasks > 5 else ''}) as {how} over "
+                f"connection {p.connection!r}. Nothing was sent.")
+    if not p.oriented:
+        return
+    listed = ", ".join(map(str, p.oriented[:10])) + (f" and {len(p.oriented) - 10} more" if len(p.oriented) > 10
+                                                     else "")
+    text = f"{len(p.oriented)} image(s) carry an EXIF orientation, so CVAT shows them turned: {listed}."
+    if p.needs_exif_choice:
+        st.warning(text + " Choose **rotate** (send them upright, every shape turned with them) or **as-is** (send "
+                   "them unchanged) under *Images with an EXIF orientation*: without a choice the export is refused.")
+    else:
+        st.info(text + (" They go upright with their shapes turned." if p.exif == "rotate" else
+                        " They go unchanged, as chosen."))
 
 
 actor = current_actor()
@@ -83,7 +104,7 @@ with tab_export:
             max_images = c4.number_input("Max images per task", min_value=1, max_value=100_000, value=1000)
             segment = c5.number_input("Segment size (frames per job)", min_value=1, max_value=100_000, value=100)
             quality = c6.number_input("Image quality", min_value=1, max_value=100, value=95)
-            c7, c8 = st.columns(2)
+            c7, c8, c9 = st.columns(3)
             preload = c7.checkbox("Pre-load our annotations", value=True)
             shared = [c.name for c in conns if c.share_root]
             references = c8.checkbox(
@@ -91,15 +112,31 @@ with tab_export:
                 help="CVAT reads the images itself from its share (or cloud storage): for images stored under the "
                      "connection's share folder" + (f" ({', '.join(shared)})" if shared else
                                                     "; no connection has a share folder yet (tab Connections)"))
-            if st.form_submit_button("Export to CVAT", type="primary"):
-                started = call("start_cvat_export", ExportRequest(
-                    version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
-                    query=query, max_images_per_task=int(max_images), segment_size=int(segment),
-                    image_quality=int(quality), preload_annotations=preload, send_references=references))
+            exif = c9.selectbox(
+                "Images with an EXIF orientation", list(EXIF_CHOICES), format_func=EXIF_CHOICES.get,
+                help="CVAT shows such images turned while our boxes are in the stored pixels' coordinates. "
+                     "rotate: send them upright with every shape turned exactly with them (turned back on pull). "
+                     "as-is: send images and shapes unchanged (right when the annotations were made on the upright "
+                     "image). Without a choice, an export that has such images is refused.")
+            b1, b2 = st.columns([1, 5])
+            previewing = b1.form_submit_button("Preview")
+            exporting = b2.form_submit_button("Export to CVAT", type="primary")
+            req = ExportRequest(
+                version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
+                query=query, max_images_per_task=int(max_images), segment_size=int(segment),
+                image_quality=int(quality), preload_annotations=preload, send_references=references,
+                exif=exif or None)
+            if previewing:
+                st.session_state[EXPORT_PREVIEW_KEY] = call("preview_cvat_export", req) or None
+            if exporting:
+                st.session_state.pop(EXPORT_PREVIEW_KEY, None)
+                started = call("start_cvat_export", req)
                 if started:
                     st.session_state[FOLLOW_KEY] = started.export_id
                     st.success(f"Export #{started.export_id} queued: {started.num_images} images in "
                                f"{started.num_tasks} task(s).")
+        if shown := st.session_state.get(EXPORT_PREVIEW_KEY):
+            show_export_preview(shown)
 
     @st.fragment(run_every="1s")
     def follow() -> None:

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
 from cvat_fake.server import free_port
-from test_cvat_sync_support import capi, import_on_share, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import (  # noqa: F401
+    capi,
+    import_on_share,
+    import_version,
+    oriented_export,
+    sample_export,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,3 +234,19 @@ def test_export_by_reference_from_the_cli(cli, capi, make_fake, sample_export, t
     assert "12 images in 1 task(s)" in exported.stdout
     assert fake.tasks()[0]["size"] == 12 and fake.tasks()[0]["frames"][0].startswith("cam3/")
     assert "12 images by reference" in cli.ok("cvat", "exports").stdout
+
+
+def test_exif_oriented_images_need_a_choice_from_the_cli(cli, capi, fake_cvat, oriented_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, oriented_export, group="phone")
+    _connect(cli, fake_cvat)
+    base = ["cvat", "export", str(vid), "--connection", "fake", "--project", "p", "--task-name", "t"]
+    dry = cli(*base, "--dry-run")
+    assert dry.returncode == 1 and "dry run: 12 images in 1 task(s) (t) as image bytes" in dry.stdout
+    assert "3 image(s) carry an EXIF orientation" in dry.stdout and "turned 90° clockwise" in dry.stdout
+    assert "--exif rotate" in dry.stderr
+    cli.fails(*base, match="choose with --exif rotate or --exif as-is")
+    assert fake_cvat.tasks() == [] and "nothing sent" in dry.stdout
+    assert "they go upright" in cli.ok(*base, "--exif", "rotate", "--dry-run").stdout
+    out = cli.ok(*base, "--exif", "rotate").stdout
+    assert len(_task_ids(out)) == 1 and fake_cvat.tasks()[0]["size"] == 12

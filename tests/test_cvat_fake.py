@@ -310,3 +310,52 @@ def test_coordinates_are_rounded_and_area_is_the_raster_pixel_count(fake_cvat: F
     again = fake_cvat.annotations(tid)
     _import(http, fake_cvat, tid, again)
     assert fake_cvat.annotations(tid)["annotations"] == again["annotations"]  # rounded values are stable
+
+
+def _oriented_jpeg(w: int, h: int, orientation: int) -> bytes:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (w, h), (200, 30, 30)).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_exif_orientation_is_applied_to_the_frames_it_builds(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """An image stored as 48 x 27 with orientation 6 becomes a 27 x 48 frame (data/meta and the COCO export say
+    so), while the boxes sent stay in the coordinates they were sent in."""
+    http = _session(fake_cvat)
+    tid = _task(http)
+    files = {"client_files[0]": ("turned.jpg", _oriented_jpeg(48, 27, 6)),
+             "client_files[1]": ("flipped.jpg", _oriented_jpeg(48, 27, 3)),
+             "client_files[2]": ("plain.jpg", _oriented_jpeg(48, 27, 1))}
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70", "sorting_method": "predefined"})
+    assert _poll(http, r.json()["rq_id"])[-1] == "finished"
+    meta = http.get(f"/api/tasks/{tid}/data/meta").json()
+    assert [(f["name"], f["width"], f["height"]) for f in meta["frames"]] == [
+        ("turned.jpg", 27, 48), ("flipped.jpg", 48, 27), ("plain.jpg", 48, 27)]
+    assert meta["size"] == 3 and meta["deleted_frames"] == []
+    doc = json.loads(_coco("turned.jpg"))
+    doc["images"][0].update(width=48, height=27)
+    _import(http, fake_cvat, tid, doc)
+    exported = fake_cvat.annotations(tid)
+    assert [(i["width"], i["height"]) for i in exported["images"]] == [(27, 48), (48, 27), (48, 27)]
+    assert exported["annotations"][0]["bbox"] == [1.5, 2.0, 3.0, 4.0]  # not turned with the frame
+
+
+def test_deleted_frames_are_hidden_but_still_exported(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task(http)
+    files = {f"client_files[{i}]": (f"f{i}.jpg", _jpeg(i)) for i in range(4)}
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70", "sorting_method": "predefined"})
+    _poll(http, r.json()["rq_id"])
+    doc = json.loads(_coco("f3.jpg"))
+    _import(http, fake_cvat, tid, doc)
+    for bad in ({"deleted_frames": [4]}, {"deleted_frames": "0"}, {"deleted_frames": [True]}):
+        assert http.patch(f"/api/tasks/{tid}/data/meta", json=bad).status_code == 400
+    r = http.patch(f"/api/tasks/{tid}/data/meta", json={"deleted_frames": [3, 0, 3]})
+    assert r.status_code == 200 and r.json()["deleted_frames"] == [0, 3]
+    assert http.get(f"/api/tasks/{tid}/data/meta").json()["deleted_frames"] == [0, 3]
+    exported = fake_cvat.annotations(tid)  # CVAT 2.23's COCO export still lists them, with their shapes
+    assert [i["file_name"] for i in exported["images"]] == ["f0.jpg", "f1.jpg", "f2.jpg", "f3.jpg"]
+    assert len(exported["annotations"]) == 1 and exported["annotations"][0]["image_id"] == 4
+    assert http.patch(f"/api/tasks/{tid}/data/meta", json={"deleted_frames": []}).json()["deleted_frames"] == []

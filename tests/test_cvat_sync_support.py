@@ -55,6 +55,28 @@ def precise_export(sample_export: Path, tmp_path_factory: pytest.TempPathFactory
     return root
 
 
+ORIENTED = {0: 6, 1: 3, 2: 8}  # image index in the sample → the EXIF orientation its file gets
+
+
+@pytest.fixture(scope="session")
+def oriented_export(sample_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample with three files tagged with an EXIF orientation (6, 3, 8), as phones write them: the stored
+    pixels and the COCO (sizes, boxes) stay as they were, so viewers and CVAT show those images turned."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("cvat-sync-oriented") / "export"
+    shutil.copytree(sample_export, root)
+    doc = json.loads((root / "annotations" / "instances_default.json").read_text())
+    for k, orientation in ORIENTED.items():
+        path = root / "images" / doc["images"][k]["file_name"]
+        with Image.open(path) as im:
+            pixels = im.copy()
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        pixels.save(path, "JPEG", quality=92, exif=exif)
+    return root
+
+
 def import_version(api: CvatApi, actor, path: Path, group: str = "cars") -> int:  # noqa: ANN001
     started = api.start_import(actor, ImportRequest(path=str(path), group=group))
     info = api.run_job_here(actor, started.job_id)

@@ -37,18 +37,46 @@ def cmd_connections(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dsgen_core.cli import follow_job
-    from dsgen_core.cvat_sync.records import ExportRequest
+    from dsgen_core.cvat_sync.records import ExifChoiceNeeded, ExportRequest
 
     api, actor = _api_actor(args)
     conn: int | str = int(args.connection) if args.connection.isdigit() else args.connection
     req = ExportRequest(version_id=args.version, connection=conn, project=args.project, task_name=args.task_name,
                         query=args.query or "", max_images_per_task=args.max_images, segment_size=args.segment_size,
                         image_quality=args.quality, preload_annotations=not args.no_annotations,
-                        send_references=args.references)
-    started = api.start_cvat_export(actor, req)
+                        send_references=args.references, exif=args.exif)
+    if args.dry_run:
+        return print_export_preview(api.preview_cvat_export(actor, req))
+    try:
+        started = api.start_cvat_export(actor, req)
+    except ExifChoiceNeeded as exc:
+        print(f"error: {exc}.\nchoose with --exif rotate or --exif as-is (--dry-run lists the images)",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(f"export {started.export_id} queued: job {started.job_id}, {started.num_images} images in "
           f"{started.num_tasks} task(s)")
     return _finish_export(api, actor, started, follow_job, args.wait)
+
+
+def print_export_preview(p: Any) -> int:
+    """What `export --dry-run` shows; exit 1 when the export would be refused as it stands."""
+    how = "file references" if p.send_references else "image bytes"
+    print(f"dry run: {p.num_images} images in {p.num_tasks} task(s) ({', '.join(p.task_names[:5])}"
+          f"{', …' if p.num_tasks > 5 else ''}) as {how} over CVAT connection {p.connection!r}; nothing sent")
+    if not p.oriented:
+        return EXIT_OK
+    print(f"{len(p.oriented)} image(s) carry an EXIF orientation (CVAT shows them turned):")
+    for o in p.oriented[:10]:
+        print(f"  {o}")
+    if len(p.oriented) > 10:
+        print(f"  … and {len(p.oriented) - 10} more")
+    if p.needs_exif_choice:
+        print("the export needs --exif rotate (sent upright, shapes turned with them) or --exif as-is "
+              "(sent unchanged)", file=sys.stderr)
+        return EXIT_FAILED
+    print("they go upright with their shapes turned (--exif rotate)" if p.exif == "rotate" else
+          "they go unchanged (--exif as-is)")
+    return EXIT_OK
 
 
 def _finish_export(api: Any, actor: Any, started: Any, follow_job: Any, wait: bool) -> int:
@@ -152,6 +180,11 @@ def add_cvat_commands(sub: Any) -> None:
     e.add_argument("--references", action="store_true",
                    help="send file references: CVAT reads the images from the connection's share folder or cloud "
                         "storage (no image bytes are sent)")
+    e.add_argument("--exif", choices=["rotate", "as-is"],
+                   help="images with an EXIF orientation (CVAT shows them turned): 'rotate' sends them upright with "
+                        "their shapes turned (and turns CVAT's back on pull), 'as-is' sends them unchanged; without "
+                        "it such images refuse the export")
+    e.add_argument("--dry-run", action="store_true", help="show what would be sent (tasks, EXIF-oriented images)")
     e.add_argument("--no-wait", dest="wait", action="store_false")
     e.set_defaults(func=cmd_export)
     cv.add_parser("exports", help="your CVAT exports with status and tasks").set_defaults(func=cmd_exports)

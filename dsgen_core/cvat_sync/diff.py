@@ -47,6 +47,7 @@ class PullDiff:
     classes_added: list[str] = field(default_factory=list)
     images_not_matched: list[str] = field(default_factory=list)  # CVAT frames with no image of ours
     images_missing: list[str] = field(default_factory=list)  # our exported images CVAT no longer has
+    frames_resized: int = 0  # frames CVAT shows in another size than ours (EXIF orientation); ours are kept
     changes: list[AnnChange] = field(default_factory=list)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,8 @@ def _project(app: App, ctx: SharedContext, client: CvatClient, e: CvatExport, la
 def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
     """Export the planned tasks; the per-task COCO files are written in a thread while the images upload."""
     from dsgen_core.cvat import labels_from_coco
+    from dsgen_core.cvat_sync.orientation import ROTATE
+    from dsgen_core.cvat_sync.outgoing import oriented_images
     from dsgen_core.cvat_sync.subset import coco_summary, subset_tables, write_part
     from dsgen_core.lake.store import read_tables
 
@@ -85,6 +88,7 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
     sub = subset_tables(read_tables(Path(folder)), [i for t in tasks for i in t.image_ids])  # the lake, read once
     summary = coco_summary(sub)
     labels = labels_from_coco(summary)
+    turned = oriented_images(app.storage, sub.images) if e.exif_remedy == ROTATE else {}
     ctx.check_cancel()
     with tempfile.TemporaryDirectory(dir=app.settings.tmp_root, prefix="cvat-export-") as tmp, \
             ThreadPoolExecutor(1, thread_name_prefix="cvat-coco") as writer:
@@ -93,9 +97,9 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
             for t in tasks:
                 if t.state != "done":
                     parts[t.id] = writer.submit(write_part, sub, t.image_ids, t.frame_names,
-                                                Path(tmp) / f"task-{t.part}.json")
+                                                Path(tmp) / f"task-{t.part}.json", turned)
         try:
-            _export_tasks(app, ctx, e, tasks, conn, sub, summary, labels, parts)
+            _export_tasks(app, ctx, e, tasks, conn, sub, summary, labels, parts, Upright(turned, Path(tmp)))
         finally:
             for f in parts.values():
                 f.cancel()
@@ -110,7 +114,7 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
 
 def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
                   sub: DatasetTables, summary: dict[str, Any], labels: list[LabelSpec],
-                  parts: dict[int, Future[Path]]) -> None:
+                  parts: dict[int, Future[Path]], upright: Upright) -> None:
     """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once).
 
     Images go up one task after another; while task k+1's images upload, CVAT builds task k and imports
@@ -135,7 +139,7 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
         for n, (k, t) in enumerate(todo):
             label = f" (task {k + 1}/{len(tasks)})" if len(tasks) > 1 else ""
             if t.state in ("created", "uploading"):
-                paths = None if e.send_references else image_paths(app.storage, sub, t.image_ids)
+                paths = None if e.send_references else upright.paths(t, image_paths(app.storage, sub, t.image_ids))
                 send_images(app, ctx, client, t, paths, e.image_quality, label, conn.cloud_storage_id)
             _raise_failed(running)
             coco = parts[t.id] if e.preload_annotations else None
@@ -146,6 +150,21 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
             ctx.check_cancel()
         for f in running:
             f.result()
+
+
+@dataclass
+class Upright:
+    """The "rotate" remedy for image bytes: images with an EXIF orientation go as upright copies (CVAT turns
+    referenced images itself)."""
+
+    turned: dict[int, tuple[int, int, int]]
+    folder: Path
+
+    def paths(self, t: CvatExportTask, paths: list[Path]) -> list[Path]:
+        from dsgen_core.cvat_sync.orientation import upright_copy
+
+        return [upright_copy(p, self.folder / "upright" / name) if i in self.turned else p
+                for i, p, name in zip(t.image_ids, paths, t.frame_names, strict=True)]
 
 
 def _raise_failed(running: list[Future[None]]) -> None:

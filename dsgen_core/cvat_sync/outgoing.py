@@ -1,5 +1,6 @@
-"""What the COCO sent to CVAT changes from our tables: CVAT holds attribute values as text, so objects and lists
-go as JSON text (their attributes are declared as text), and only the rows that hold one are touched."""
+"""What the COCO sent to CVAT changes from our tables, touching only the rows concerned: CVAT holds attribute
+values as text, so objects and lists go as JSON text (their attributes are declared as text); and with the
+"rotate" remedy, images with an EXIF orientation get their turned size and their shapes turned with them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsgen_core.cvat.labels import is_structured
+from dsgen_core.cvat_sync.orientation import is_oriented, turn_row, turned_size
 
-__all__ = ["json_text_attributes"]
+__all__ = ["Turned", "json_text_attributes", "oriented_images", "turn_images"]
+
+Turned = dict[int, tuple[int, int, int]]  # image id → (EXIF orientation, stored width, stored height)
 
 # a member whose value opens an object or a list; a false hit (inside a string) is parsed and left alone
 _NESTED = r':\s*[\[{]'
@@ -37,3 +41,41 @@ def json_text_attributes(anns: pa.Table) -> pa.Table:
                                    separators=(",", ":"))
     return anns.set_column(anns.schema.get_field_index("attributes"), "attributes",
                            pa.array(values, col.type))
+
+
+def oriented_images(storage: Any, images: pa.Table) -> Turned:
+    """The images that carry an EXIF orientation, with the size of their stored pixels (read from the file's
+    header where the table has none)."""
+    from PIL import Image
+
+    out: Turned = {}
+    cols = images.select(["image_id", "exif_orientation", "width", "height", "uri"]).to_pylist()
+    for r in cols:
+        if not is_oriented(r["exif_orientation"]):
+            continue
+        w, h = r["width"], r["height"]
+        if not (w and h):
+            path = storage.local_path(r["uri"]) if r["uri"] else None
+            if path is None:
+                raise ValueError(f"image {r['image_id']} has an EXIF orientation but no size and no local file")
+            with Image.open(path) as im:
+                w, h = im.size
+        out[int(r["image_id"])] = (int(r["exif_orientation"]), int(w), int(h))
+    return out
+
+
+def turn_images(images: pa.Table, anns: pa.Table, turned: Turned) -> tuple[pa.Table, pa.Table]:
+    """The turned images' sizes as CVAT will show them, and their annotations turned the same way."""
+    ids = pa.array(sorted(turned), pa.int64())
+    if not len(ids) or not pc.any(pc.is_in(images.column("image_id"), value_set=ids)).as_py():
+        return images, anns
+    sizes = [turned_size(*turned[i]) if i in turned else (w, h) for i, w, h in zip(
+        images.column("image_id").to_pylist(), images.column("width").to_pylist(),
+        images.column("height").to_pylist(), strict=True)]
+    for k, name in enumerate(("width", "height")):
+        col = pa.array([s[k] for s in sizes], images.schema.field(name).type)
+        images = images.set_column(images.schema.get_field_index(name), name, col)
+    hit = pc.is_in(anns.column("image_id"), value_set=ids)
+    rows = [turn_row(r, turned[r["image_id"]][0], *turned[r["image_id"]][1:]) for r in anns.filter(hit).to_pylist()]
+    moved = pa.Table.from_pylist(rows, schema=anns.schema)
+    return images, pa.concat_tables([anns.filter(pc.invert(hit)), moved]).sort_by("annotation_id")

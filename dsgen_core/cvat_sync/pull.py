@@ -70,10 +70,14 @@ def compute(tables: DatasetTables, export: CvatExport, tasks: list[CvatExportTas
             ) -> tuple[PullDiff, Plan]:
     """The diff and the row plan of the downloaded tasks against the source version's tables."""
     from dsgen_core.cvat import read_coco
+    from dsgen_core.cvat_sync.orientation import ROTATE, is_oriented, turn
 
     cats = tables.categories.to_pylist()
     cat_name = {c["category_id"]: c["name"] for c in cats}
     diff, plan = PullDiff(), Plan()
+    ims = tables.images.select(["image_id", "width", "height", "exif_orientation"]).to_pylist()
+    sizes = {r["image_id"]: (r["width"], r["height"]) for r in ims}
+    orientation = {r["image_id"]: r["exif_orientation"] for r in ims if is_oriented(r["exif_orientation"])}
     for t in tasks:
         doc = read_coco(folder / f"task-{t.task_id}.zip")
         cvat_names = [c["name"] for c in sorted(doc.get("categories", []), key=lambda c: c["id"])]
@@ -86,6 +90,12 @@ def compute(tables: DatasetTables, export: CvatExport, tasks: list[CvatExportTas
         defaults = {cat_map.get(lab["name"], lab["name"]): lab["defaults"] for lab in labels}
         frame_to_image = dict(zip(t.frame_names, t.image_ids, strict=True))
         theirs, unmatched, names = their_annotations(doc, frame_to_image, cat_map)
+        frames = {frame_to_image[str(im["file_name"])]: (im.get("width"), im.get("height"))
+                  for im in doc.get("images", []) if str(im["file_name"]) in frame_to_image}
+        diff.frames_resized += sum(1 for i, size in frames.items() if size != sizes.get(i, size))  # ours stay
+        if export.exif_remedy == ROTATE:
+            theirs = {i: [turn(a, orientation[i], *frames[i], back=True) for a in anns] if i in orientation else anns
+                      for i, anns in theirs.items()}
         diff.images_in_task += len(doc.get("images", []))
         diff.images_matched += len(theirs)
         diff.images_not_matched += unmatched

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsgen_core.cvat import flat_names
-from dsgen_core.cvat_sync.outgoing import json_text_attributes
+from dsgen_core.cvat_sync.outgoing import Turned, json_text_attributes, turn_images
 from dsgen_core.lake.tables import DatasetTables
 
 
@@ -64,24 +64,29 @@ def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTab
     return DatasetTables(images=images, annotations=anns, categories=tables.categories, meta=dict(tables.meta))
 
 
-def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str]) -> DatasetTables:
+def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], turned: Turned | None = None
+                ) -> DatasetTables:
     """The COCO of one task as lake tables: its images renamed to their frame names, their annotations (object
     and list attributes as JSON text), all categories. Arrow only (Python touches only rows with such
-    attributes), so the writer can stream it straight to a file."""
+    attributes and turned images), so the writer can stream it straight to a file. `turned`: images with an
+    EXIF orientation sent upright ("rotate")."""
     ids = pa.array(list(image_ids), pa.int64())
     images = sub.images.filter(pc.is_in(sub.images.column("image_id"), value_set=ids))
     frames = pc.take(pa.array(list(names), pa.string()), pc.index_in(images.column("image_id"), value_set=ids))
     images = images.set_column(images.schema.get_field_index("file_name"), "file_name", frames)
     anns = json_text_attributes(sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids)))
+    if turned:
+        images, anns = turn_images(images, anns, turned)
     meta = {"licenses": sub.meta.get("licenses", []), "info": sub.meta.get("info", {})}
     return DatasetTables(images=images, annotations=anns, categories=sub.categories, meta=meta)
 
 
-def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path) -> Path:
+def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path,
+               turned: Turned | None = None) -> Path:
     """Write one task's COCO 1.0 file (streamed by the COCO writer); runs in a thread during the image upload."""
     from dsgen_core.formats.coco_writer import write_coco
 
-    write_coco(part_tables(sub, image_ids, names), dest)
+    write_coco(part_tables(sub, image_ids, names, turned), dest)
     return dest
 
 
