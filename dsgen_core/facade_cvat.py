@@ -391,8 +391,11 @@ class CvatFacade:
                                       "is_zero": diff.is_zero}))
         return PullPreview(pull_id, e.id, task_ids, e.version_id, group_name, split, diff)
 
-    def commit_pull(self, actor: Actor, pull_id: int) -> PullStarted:
-        """Reserve the next version of the source's group × split and queue the job that writes it."""
+    def commit_pull(self, actor: Actor, pull_id: int, *, even_if_unchanged: bool = False) -> PullStarted:
+        """Reserve the next version of the source's group × split and queue the job that writes it.
+
+        A pull whose diff is empty creates nothing (InvalidRequest) unless `even_if_unchanged`: then the new
+        version equals the source (same tables, same content hash)."""
         from dsgen_core.api import _next_version
 
         with self.app.catalog.session() as s:
@@ -403,6 +406,9 @@ class CvatFacade:
             permissions.require_edit(actor, g)
             if p.status != "PREVIEWED":
                 raise InvalidRequest(f"pull {pull_id} is {p.status}; preview again to pull anew")
+            if (p.summary or {}).get("is_zero") and not even_if_unchanged:
+                raise InvalidRequest(f"pull {pull_id}: nothing changed in CVAT, so no version was created (pass "
+                                     "even_if_unchanged=True to create an identical one anyway)")
             source = self._load_version(s, p.source_version_id, actor, "viewer")
             existing = list(s.scalars(select(DatasetVersion.version).where(
                 DatasetVersion.group_id == g.id, DatasetVersion.split == source.split)))

@@ -17,6 +17,7 @@ from pages._common import call, current_actor, fmt_time, get_api, run_caption, v
 FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
 PREVIEW_KEY = "cvat_preview"  # the last PullPreview
 EXPORT_PREVIEW_KEY = "cvat_export_preview"  # the last ExportPreview
+MAX_CHANGES = 500  # rows of the pull preview's change table
 EXIF_CHOICES = {"": "ask me first", "rotate": "rotate: send upright, turn shapes", "as-is": "as-is: send unchanged"}
 
 
@@ -221,17 +222,31 @@ with tab_pull:
             st.markdown(f"- class renamed: **{old} → {new}**")
         for name in d.classes_added:
             st.markdown(f"- class added: **{name}**")
+        if d.images_deleted:
+            st.warning(f"{len(d.images_deleted)} image(s) deleted in CVAT: {', '.join(d.images_deleted[:20])}"
+                       f"{' …' if len(d.images_deleted) > 20 else ''}. The new version leaves them out, with their "
+                       f"{d.annotations_of_deleted} annotation(s).")
         if d.images_not_matched:
             st.warning(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:20])}")
         if d.images_missing:
             st.warning(f"{len(d.images_missing)} exported image(s) are gone from CVAT: {', '.join(d.images_missing[:20])}")
+        if d.frames_resized:
+            st.info(f"{d.frames_resized} frame(s) have another size in CVAT (it applied their EXIF orientation); "
+                    "our sizes are kept.")
         if d.changes:
             st.dataframe(pd.DataFrame([{"image": c.file_name, "change": c.change, "class": c.category,
-                                        "detail": c.detail} for c in d.changes[:500]]), hide_index=True)
-        elif d.is_zero:
-            st.success("No changes: the new version would equal the exported one.")
-        if st.button(f"Create new version of {preview.group} / {preview.split}", type="primary"):
-            if started := call("commit_pull", preview.pull_id):
+                                        "detail": c.detail} for c in d.changes[:MAX_CHANGES]]), hide_index=True)
+            if len(d.changes) > MAX_CHANGES:
+                st.caption(f"… and {len(d.changes) - MAX_CHANGES} more change(s): `dsgen cvat pull … --dry-run --all` "
+                           "lists every one.")
+        unchanged_ok = True
+        if d.is_zero:
+            st.success("Nothing changed: CVAT has the annotations as they were exported, so no new version is "
+                       "needed.")
+            unchanged_ok = st.checkbox("Create an identical version anyway")
+        if st.button(f"Create new version of {preview.group} / {preview.split}", type="primary",
+                     disabled=not unchanged_ok):
+            if started := call("commit_pull", preview.pull_id, even_if_unchanged=d.is_zero):
                 with st.spinner("Writing the new version …"):
                     deadline = time.monotonic() + 120
                     while (job := call("get_job", started.job_id)) and not job.finished and time.monotonic() < deadline:

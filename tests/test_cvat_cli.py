@@ -250,3 +250,28 @@ def test_exif_oriented_images_need_a_choice_from_the_cli(cli, capi, fake_cvat, o
     assert "they go upright" in cli.ok(*base, "--exif", "rotate", "--dry-run").stdout
     out = cli.ok(*base, "--exif", "rotate").stdout
     assert len(_task_ids(out)) == 1 and fake_cvat.tasks()[0]["size"] == 12
+
+
+def test_pull_preview_lists_all_changes_and_a_zero_diff_creates_nothing(cli, capi, fake_cvat, sample_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    _connect(cli, fake_cvat)
+    (tid,) = _task_ids(cli.ok("cvat", "export", str(vid), "--connection", "fake", "--project", "p",
+                              "--task-name", "t").stdout)
+    versions = len(capi.get_group(admin, "cars").versions)
+    same = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--yes")
+    assert "nothing changed" in same.stdout and "no version created" in same.stdout
+    assert len(capi.get_group(admin, "cars").versions) == versions
+    forced = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--yes", "--even-if-unchanged")
+    assert "READY: cars/train v1.1.0" in forced.stdout
+    frame = fake_cvat.task(tid).frames[0].name
+    label = fake_cvat.labels(tid)[0].name
+    for k in range(37):  # an annotator adds 37 boxes
+        fake_cvat.add_box(tid, frame, label, (1.0 + k, 2.0, 5.0, 4.0))
+    dry = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--dry-run").stdout
+    assert "+37 added" in dry
+    assert len([line for line in dry.splitlines() if line.startswith("  added")]) == 30
+    assert "… and 7 more change(s)" in dry and "--all" in dry
+    every = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--dry-run", "--all").stdout
+    assert len([line for line in every.splitlines() if line.startswith("  added")]) == 37
+    assert "more change(s)" not in every

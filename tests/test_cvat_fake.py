@@ -23,8 +23,8 @@ def _jpeg(seed: int = 0) -> bytes:
 
 
 def _session(fake: FakeCvat) -> httpx.Client:
-    """Token auth, no cookies kept."""
-    http = httpx.Client(base_url=fake.url)
+    """Token auth, no cookies kept (a generous timeout: the machine running the suite is shared)."""
+    http = httpx.Client(base_url=fake.url, timeout=30.0)
     key = http.post("/api/auth/login", json={"username": fake.username, "password": fake.password}).json()["key"]
     http.cookies.clear()
     http.headers["Authorization"] = f"Token {key}"

@@ -6,10 +6,12 @@ import json
 import re
 import shutil
 
+import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
 from test_cvat_sync_support import capi, connect, import_version, precise_export, sample_export  # noqa: F401
 
 from dsgen_core.cvat_sync.records import ExportRequest
+from dsgen_core.errors import InvalidRequest
 from dsgen_core.lake.store import read_tables
 
 
@@ -43,7 +45,11 @@ def test_unchanged_round_trip_is_lossless(capi, fake_cvat, sample_export):  # no
     assert d.is_zero, d.summary()
     assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (0, 0, 0, 0, 0)
     assert d.images_matched == 12 and d.unchanged == _tables(capi, admin, vid).annotations.num_rows
-    pulled = capi.commit_pull(admin, preview.pull_id)
+    versions = len(capi.get_group(admin, "cars").versions)
+    with pytest.raises(InvalidRequest, match="nothing changed.*even_if_unchanged"):
+        capi.commit_pull(admin, preview.pull_id)  # a zero diff creates nothing unless asked
+    assert len(capi.get_group(admin, "cars").versions) == versions
+    pulled = capi.commit_pull(admin, preview.pull_id, even_if_unchanged=True)
     assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
 
     src, new = _tables(capi, admin, vid), _tables(capi, admin, pulled.version_id)
@@ -129,6 +135,11 @@ def test_unchanged_task_of_precise_data_pulls_as_a_no_op(capi, fake_cvat, precis
     d = capi.preview_pull(admin, tid, into="precise").diff
     assert (d.added, d.removed, d.moved, d.relabeled, d.attributes_changed) == (0, 0, 0, 0, 0), d.changes[:3]
     assert d.is_zero and d.unchanged == len(ours)
+    pulled = capi.commit_pull(admin, capi.preview_pull(admin, tid, into="precise").pull_id, even_if_unchanged=True)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+    src, new = _tables(capi, admin, vid), _tables(capi, admin, pulled.version_id)
+    assert new.annotations.equals(src.annotations) and new.images.equals(src.images)  # our values, not CVAT's
+    assert capi.get_version(admin, pulled.version_id).content_hash == capi.get_version(admin, vid).content_hash
 
 
 def test_real_edits_of_precise_data_change_only_their_rows(capi, fake_cvat, precise_export):  # noqa: F811
@@ -198,3 +209,39 @@ def test_attributes_holding_objects_or_lists_travel_as_json_text(capi, fake_cvat
     new_rows = {r["annotation_id"]: r for r in _tables(capi, admin, pulled.version_id).annotations.to_pylist()}
     changed = [i for i in src_rows if src_rows[i] != new_rows[i]]
     assert len(changed) == 1 and json.loads(new_rows[changed[0]]["attributes"])["track"] == {"id": 99, "tags": []}
+
+
+def test_frames_deleted_in_cvat_are_removed_images(capi, fake_cvat, sample_export):  # noqa: F811
+    """CVAT hides deleted frames but its COCO export (2.23) still lists them: the pull reads /data/meta, shows
+    them as images deleted in CVAT, and the new version leaves them out (with their annotations)."""
+    import httpx
+
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    capi.add_tags(admin, vid, 1, ["keep"])
+    _, export = _export(capi, admin, fake_cvat, vid)
+    task = export.tasks[0]
+    key = httpx.post(f"{fake_cvat.url}/api/auth/login",
+                     json={"username": fake_cvat.username, "password": fake_cvat.password}).json()["key"]
+    r = httpx.patch(f"{fake_cvat.url}/api/tasks/{task.task_id}/data/meta", json={"deleted_frames": [3, 5]},
+                    headers={"Authorization": f"Token {key}"})
+    assert r.status_code == 200
+    frames = [f.name for f in fake_cvat.task(task.task_id).frames]
+    d = capi.preview_pull(admin, task.task_id, into="cars").diff
+    assert d.images_deleted == [frames[3], frames[5]] and not d.is_zero
+    src = _tables(capi, admin, vid)
+    image_of = {n: i for i, n in zip(src.images.column("image_id").to_pylist(),
+                                     src.images.column("file_name").to_pylist(), strict=True)}
+    gone = {image_of[n.replace("__", "/")] for n in (frames[3], frames[5])}
+    n_gone = sum(1 for i in src.annotations.column("image_id").to_pylist() if i in gone)
+    assert d.annotations_of_deleted == n_gone and (d.added, d.removed, d.moved) == (0, 0, 0)
+    pulled = capi.commit_pull(admin, capi.preview_pull(admin, task.task_id, into="cars").pull_id)
+    assert capi.run_job_here(admin, pulled.job_id).status == "SUCCEEDED"
+    new = _tables(capi, admin, pulled.version_id)
+    assert sorted(new.images.column("image_id").to_pylist()) == sorted(set(image_of.values()) - gone)
+    assert new.annotations.num_rows == src.annotations.num_rows - n_gone
+    assert not gone & set(new.annotations.column("image_id").to_pylist())
+    keep = [r for r in src.annotations.to_pylist() if r["image_id"] not in gone]
+    assert new.annotations.to_pylist() == keep  # every other row exactly as it was
+    assert capi.get_version(admin, pulled.version_id).num_images == 10
+    assert 1 not in gone and capi.image_curation(admin, pulled.version_id, 1).tags == ["keep"]

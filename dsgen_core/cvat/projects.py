@@ -118,6 +118,18 @@ class ProjectsMixin(ClientBase):
         self._check(resp, f"delete task {task_id}", ok=(204, 200), task_id=task_id)
         return True
 
+    def data_meta(self, task_id: int) -> dict[str, Any]:
+        """`GET /api/tasks/{id}/data/meta`: the frames as CVAT built them (names, sizes after EXIF orientation)
+        and `deleted_frames`, which CVAT's COCO export does not reflect."""
+        resp = self._t.request("GET", f"api/tasks/{task_id}/data/meta")
+        return self._check(resp, f"get the frames of task {task_id}", task_id=task_id).json()
+
+    def deleted_frames(self, task_id: int) -> list[str]:
+        """The names of the frames deleted in CVAT (hidden there, still listed in its COCO export)."""
+        meta = self.data_meta(task_id)
+        frames = meta.get("frames") or []
+        return [str(frames[i]["name"]) for i in sorted(set(meta.get("deleted_frames") or [])) if 0 <= i < len(frames)]
+
     def task_status(self, task_id: int) -> dict[str, Any]:
         """The legacy `GET /api/tasks/{id}/status` (state of the data upload: Queued/Started/Finished/Failed)."""
         resp = self._t.request("GET", f"api/tasks/{task_id}/status")

@@ -111,7 +111,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _finish_export(api, actor, started, follow_job, args.wait)
 
 
-def print_diff(d: Any) -> None:
+def print_diff(d: Any, limit: int | None = 30) -> None:
+    """The pull preview: counts, class and frame changes, then the changes themselves (`limit` of them)."""
     print(f"images: {d.images_matched} matched of {d.images_in_task} in CVAT, {d.images_changed} changed")
     print(f"annotations: +{d.added} added, -{d.removed} removed, {d.moved} moved, {d.relabeled} relabeled, "
           f"{d.attributes_changed} with changed attributes, {d.unchanged} unchanged")
@@ -119,12 +120,22 @@ def print_diff(d: Any) -> None:
         print(f"class renamed: {old} → {new}")
     for name in d.classes_added:
         print(f"class added: {name}")
+    if d.images_deleted:
+        print(f"{len(d.images_deleted)} image(s) deleted in CVAT: {', '.join(d.images_deleted[:10])}"
+              f"{' …' if len(d.images_deleted) > 10 else ''}; the new version leaves them out, with their "
+              f"{d.annotations_of_deleted} annotation(s)")
     if d.images_not_matched:
         print(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:10])}")
     if d.images_missing:
         print(f"{len(d.images_missing)} exported image(s) are no longer in CVAT: {', '.join(d.images_missing[:10])}")
-    for c in d.changes[:30]:
+    if d.frames_resized:
+        print(f"{d.frames_resized} frame(s) have another size in CVAT (it applied their EXIF orientation); "
+              "our sizes are kept")
+    shown = d.changes if limit is None else d.changes[:limit]
+    for c in shown:
         print(f"  {c.change:<10} {c.file_name}  {c.category}  {c.detail}")
+    if len(d.changes) > len(shown):
+        print(f"  … and {len(d.changes) - len(shown)} more change(s) (--all prints every one)")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -132,13 +143,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     api, actor = _api_actor(args)
     preview = api.preview_pull(actor, args.task, into=args.into, connection=args.connection)
-    print_diff(preview.diff)
+    print_diff(preview.diff, limit=None if args.all else 30)
     if args.dry_run:
+        return EXIT_OK
+    if preview.diff.is_zero and not args.even_if_unchanged:
+        print("nothing changed: CVAT has the annotations as they were exported; no version created "
+              "(--even-if-unchanged creates an identical one)")
         return EXIT_OK
     if not args.yes and input("create the new version? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing written")
         return EXIT_OK
-    started = api.commit_pull(actor, preview.pull_id)
+    started = api.commit_pull(actor, preview.pull_id, even_if_unchanged=args.even_if_unchanged)
     info = follow_job(api, actor, started.job_id)
     if info.status != "SUCCEEDED":
         print(f"pull FAILED: {info.error}", file=sys.stderr)
@@ -198,4 +213,7 @@ def add_cvat_commands(sub: Any) -> None:
     p.add_argument("--connection", help="connection name (default: the export's)")
     p.add_argument("--dry-run", action="store_true", help="show the diff only")
     p.add_argument("--yes", action="store_true", help="commit without asking")
+    p.add_argument("--all", action="store_true", help="print every change (default: the first 30)")
+    p.add_argument("--even-if-unchanged", action="store_true",
+                   help="create the new version even when nothing changed (it then equals the exported one)")
     p.set_defaults(func=cmd_pull)

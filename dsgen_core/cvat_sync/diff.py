@@ -48,12 +48,15 @@ class PullDiff:
     images_not_matched: list[str] = field(default_factory=list)  # CVAT frames with no image of ours
     images_missing: list[str] = field(default_factory=list)  # our exported images CVAT no longer has
     frames_resized: int = 0  # frames CVAT shows in another size than ours (EXIF orientation); ours are kept
+    images_deleted: list[str] = field(default_factory=list)  # frames deleted in CVAT: removed from the version
+    annotations_of_deleted: int = 0  # our annotations on those images (they leave with them)
     changes: list[AnnChange] = field(default_factory=list)
 
     @property
     def is_zero(self) -> bool:
         return not (self.added or self.removed or self.moved or self.relabeled or self.attributes_changed
-                    or self.classes_renamed or self.classes_added or self.images_not_matched or self.images_missing)
+                    or self.classes_renamed or self.classes_added or self.images_not_matched or self.images_missing
+                    or self.images_deleted)
 
     def summary(self, max_changes: int = 200) -> dict[str, Any]:
         from dataclasses import asdict
@@ -69,6 +72,7 @@ class Plan:
     """Row-level edits of the annotations table (ids are ours)."""
 
     removed: set[int] = field(default_factory=set)
+    removed_images: set[int] = field(default_factory=set)  # frames deleted in CVAT
     updated: dict[int, Ann] = field(default_factory=dict)
     moved: set[int] = field(default_factory=set)  # updated ids whose geometry changed (the others keep ours)
     added: list[tuple[int, Ann]] = field(default_factory=list)  # (image_id, annotation)

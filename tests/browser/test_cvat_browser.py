@@ -39,10 +39,13 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     page.get_by_role("tab", name="Pull back", exact=True).click()
     page.get_by_label("CVAT task id(s) or link(s)", exact=True).fill(f"{fake.url}/tasks/1")
     act(page, lambda: page.get_by_role("button", name="Preview pull").click())
-    page.get_by_text("No changes: the new version would equal the exported one.").wait_for()
+    page.get_by_text("Nothing changed: CVAT has the annotations as they were exported").wait_for()
     assert page.get_by_role("heading", name="Diff of task(s) 1 against street / train v1.0.0 (#1)").count() == 1
+    create = page.get_by_role("button", name="Create new version of street / train")
+    assert create.is_disabled()  # a zero diff creates nothing unless asked
     shot(page, "cvat_pull_preview")
-    act(page, lambda: page.get_by_role("button", name="Create new version of street / train").click(), timeout=60)
+    act(page, lambda: page.get_by_text("Create an identical version anyway").click())
+    act(page, lambda: create.click(), timeout=60)
     page.get_by_text("v1.1.0 is READY").wait_for(timeout=60_000)
     page.get_by_role("tab", name="Exports", exact=True).click()
     picker = page.get_by_role("combobox", name="Export", exact=True)
