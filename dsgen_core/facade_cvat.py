@@ -280,21 +280,56 @@ class CvatFacade:
             raise InvalidRequest(f"cannot send references over CVAT connection {conn.name!r}: {exc}") from None
 
     def resume_cvat_export(self, actor: Actor, export_id: int) -> ExportStarted:
-        """Run a failed or cancelled export again: created tasks are continued, never created twice."""
+        """Run a failed or cancelled export again: created tasks are continued, never created twice.
+
+        A QUEUED or RUNNING export whose job went silent for the stale interval (its process was killed) is
+        taken over, as a worker would; while its job still shows signs of life, the error says when.
+        """
         with self.app.catalog.session() as s:
             e = self._export(s, actor, export_id)
-            if e.status not in ("FAILED", "CANCELLED"):
-                raise InvalidRequest(f"export {export_id} is {e.status}; only a failed or cancelled one resumes")
-            self._connection(s, actor, e.connection_id) if e.connection_id else None
-            e.status, e.error = "QUEUED", None
+            if e.status == "DONE":
+                raise InvalidRequest(f"export {export_id} is DONE: nothing to resume")
+            if e.connection_id:
+                self._connection(s, actor, e.connection_id)
+            status, job_id = e.status, e.job_id
             n_tasks = len(list(s.scalars(select(CvatExportTask.id).where(CvatExportTask.export_id == e.id))))
+            version_id, n = e.version_id, e.num_images
+        if status in ("QUEUED", "RUNNING") and job_id is not None and self._take_over(export_id, job_id):
+            return ExportStarted(export_id, job_id, n, n_tasks)
+        with self.app.catalog.session() as s:
+            e = self._export(s, actor, export_id)
+            e.status, e.error = "QUEUED", None
             s.add(AuditEntry(user_id=actor.id, action="cvat.export.resume", target_type="cvat_export",
                              target_id=e.id))
-            version_id, n = e.version_id, e.num_images
         job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id, version_id=version_id)
         with self.app.catalog.session() as s:
             s.get(CvatExport, export_id).job_id = job_id
         return ExportStarted(export_id, job_id, n, n_tasks)
+
+    def _take_over(self, export_id: int, job_id: int) -> bool:
+        """True when the export's own job is (again) queued for whoever follows it; False when it has ended and
+        a new job must resume the export; InvalidRequest while it still runs somewhere."""
+        from dsgen_core.catalog.models import Job, utcnow
+
+        with self.app.catalog.session() as s:
+            job = s.get(Job, job_id)
+            status, beat = (job.status, job.heartbeat_at) if job else (queue.FAILED, None)
+        if status == queue.QUEUED:
+            return True
+        if status != queue.RUNNING:
+            return False
+        stale = self.app.stale_seconds
+        silent = (utcnow() - beat).total_seconds() if beat else stale
+        if silent < stale:
+            raise InvalidRequest(
+                f"export {export_id} cannot be resumed yet: its job {job_id} is still running (last sign of life "
+                f"{silent:.0f} s ago). If the process running it was killed, the job counts as lost after {stale:.0f} "
+                f"s without a sign of life (DSGEN_JOB_STALE_SECONDS), in about {max(1, stale - silent):.0f} s: then "
+                "resume continues its tasks, and a running worker (`dsgen worker`) takes it over by itself. Follow "
+                f"it with `dsgen jobs show {job_id} --follow`.")
+        queue.recover_stale(self.app, stale)  # what every worker does: requeue it (or fail it, out of attempts)
+        with self.app.catalog.session() as s:
+            return s.get(Job, job_id).status == queue.QUEUED
 
     def _export(self, s: Session, actor: Actor, export_id: int) -> CvatExport:
         e = s.get(CvatExport, int(export_id))

@@ -174,7 +174,7 @@ with tab_exports:
             "id": e.id, "status": badge(e.status), "version": names.get(e.version_id, f"#{e.version_id}"),
             "images": e.num_images, "sent as": "references" if e.send_references else "bytes",
             "query": e.query or "(all images)", "project": e.project_name,
-            "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id),
+            "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id) or f"none created ({len(e.tasks)} planned)",
             "first task": e.links[0] if e.links else None, "created": fmt_time(e.created_at),
             "error": e.error or "",
         } for e in exports]), hide_index=True, column_config={"first task": st.column_config.LinkColumn(
@@ -190,7 +190,10 @@ with tab_exports:
         if chosen.job_id and (job := call("get_job", chosen.job_id)):
             with st.expander("Log"):
                 st.code(job.log[-8000:] or "(empty)", language=None)
-        if chosen.status in ("FAILED", "CANCELLED") and st.button("Resume export", type="primary"):
+        if chosen.status in ("QUEUED", "RUNNING"):
+            st.caption("A running export whose process was killed is taken over by a worker (or by Resume) once its "
+                       "job has been silent for the stale interval (DSGEN_JOB_STALE_SECONDS, 30 s by default).")
+        if chosen.status != "DONE" and st.button("Resume export", type="primary"):
             if started := call("resume_cvat_export", chosen.id):
                 st.session_state[FOLLOW_KEY] = chosen.id
                 st.success(f"Export #{chosen.id} resumed (job {started.job_id}); created tasks are continued.")

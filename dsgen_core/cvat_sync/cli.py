@@ -98,8 +98,17 @@ def cmd_exports(args: argparse.Namespace) -> int:
     for e in api.list_cvat_exports(actor):
         how = " by reference" if e.send_references else ""
         print(f"{e.id:>4}  {e.status:<9} version {e.version_id}  {e.num_images} images{how}  {e.server_url}  "
-              f"query={e.query!r}  tasks={[t.task_id for t in e.tasks]}" + (f"  error: {e.error}" if e.error else ""))
+              f"query={e.query!r}  tasks: {_task_list(e.tasks)}" + (f"  error: {e.error}" if e.error else ""))
     return EXIT_OK
+
+
+def _task_list(tasks: list[Any]) -> str:
+    """The CVAT ids of an export's tasks, and how many are only planned (not created in CVAT)."""
+    ids = [str(t.task_id) for t in tasks if t.task_id is not None]
+    planned = len(tasks) - len(ids)
+    if not ids:
+        return f"none created ({planned} planned)"
+    return ", ".join(ids) + (f" (+{planned} not created yet)" if planned else "")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
