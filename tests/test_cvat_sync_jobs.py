@@ -220,3 +220,25 @@ def test_permissions_and_own_connections(capi, fake_cvat, sample_export):  # noq
         capi.preview_pull(bob, tid, into="cars")  # a viewer may not pull into the group
     capi.grant(admin, "cars", "bob", "editor")
     assert capi.preview_pull(bob, tid, into="cars").diff.is_zero
+
+
+def test_an_export_job_asks_cvat_only_what_it_does_not_know(capi, fake_cvat, sample_export):  # noqa: F811
+    """Before the first image byte: no second login (this process's token is reused while CVAT takes it), the
+    project's labels once, no re-read of the task just created."""
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    conn = connect(capi, admin, fake_cvat)  # logs in once to check the connection
+    for k, project in enumerate(("new-project", "new-project")):  # the second export finds the project
+        fake_cvat.log.clear()
+        started = capi.start_cvat_export(admin, _request(conn, vid, project=project, max_images_per_task=12))
+        assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+        first_data = next(i for i, r in enumerate(fake_cvat.log) if r.path.endswith("/data") or r.path.endswith("/data/"))
+        before = [(r.method, r.path) for r in fake_cvat.log[:first_data]]
+        assert ("POST", "/api/auth/login") not in before
+        assert [p for m, p in before if p == "/api/labels"] == ([] if k == 0 else ["/api/labels"])
+        assert not [p for m, p in before if m == "GET" and p.startswith("/api/tasks/")], before
+        assert before[:2] == [("GET", "/api/server/about"), ("GET", "/api/users/self")]  # version; token checked
+    fake_cvat.state.tokens.clear()  # CVAT forgot the token (e.g. the user logged out everywhere): log in again
+    started = capi.start_cvat_export(admin, _request(conn, vid, project="new-project", max_images_per_task=12))
+    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    assert len(fake_cvat.requests("POST", "/api/auth/login")) == 1

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import httpx
 
+from dsgen_core.cvat import sessions
 from dsgen_core.cvat.errors import (
     CvatAuthError,
     CvatError,
@@ -122,24 +123,55 @@ class ClientBase:
         return client
 
     def open(self) -> None:
+        """Version, authentication, one authorized check. A login token this process obtained before with the same
+        credentials is reused while CVAT accepts it (a login costs CVAT a password hash)."""
+        c = self.credentials
+        who = (self.base_url, self.org, c.kind, c.username, c.secret)
+        known = sessions.recall(*who) if c.kind == "login" else None
+        if known is not None:
+            self._token(known.key)
         about = self._about()
-        if about is None:  # this server wants credentials even for /about
+        if about is None and known is not None:  # /about wants credentials and refused the old token
+            self._forget(who)
+            known = None
             self._authenticate(None)
             about = self._about()
-            if about is None:
-                raise CvatAuthError(f"CVAT at {self.base_url} refused the credentials (HTTP 401)")
-        version = ServerVersion.parse(str(about.get("version", "")))
-        self.features = Features.of(version)
-        self.server = ServerInfo(self.base_url, str(about.get("name", "CVAT")), str(version))
+        elif about is None:  # this server wants credentials even for /about
+            self._authenticate(None)
+            about = self._about()
+        if about is None:
+            raise CvatAuthError(f"CVAT at {self.base_url} refused the credentials (HTTP 401)")
+        self._use(about)
         if not self._t.auth_headers:
             self._authenticate(self.features)
         resp = self._t.request("GET", "api/users/self")
+        if resp.status_code == 401 and known is not None:  # the token was revoked or expired: log in afresh
+            self._forget(who)
+            known = None
+            self._authenticate(self.features)
+            resp = self._t.request("GET", "api/users/self")
         if resp.status_code in (401, 403):
             raise CvatAuthError(
                 f"CVAT at {self.base_url} refused the credentials {self.credentials} (HTTP {resp.status_code})"
             )
         self._check(resp, "check the credentials")
-        log.info("connected to CVAT %s at %s as %s", version, self.base_url, resp.json().get("username", "?"))
+        if c.kind == "login" and known is None:
+            sessions.remember(*who, self._key)
+        log.info("connected to CVAT %s at %s as %s%s", self.version, self.base_url, resp.json().get("username", "?"),
+                 " (login reused)" if known is not None else "")
+
+    def _token(self, key: str) -> None:
+        self._key = key
+        self._t.auth_headers = {"Authorization": f"Token {key}"}
+
+    def _forget(self, who: tuple[Any, ...]) -> None:
+        sessions.forget(*who)
+        self._t.auth_headers, self._key = {}, ""
+
+    def _use(self, about: dict[str, Any]) -> None:
+        version = ServerVersion.parse(str(about.get("version", "")))
+        self.features = Features.of(version)
+        self.server = ServerInfo(self.base_url, str(about.get("name", "CVAT")), str(version))
 
     def _about(self) -> dict[str, Any] | None:
         resp = self._t.request("GET", "api/server/about")
@@ -183,10 +215,10 @@ class ClientBase:
                     f"CVAT at {self.base_url} rejected the login of user {c.username!r}: wrong username or password"
                 )
             self._check(resp, "log in")
-            self._key = str(resp.json().get("key", ""))
-            if not self._key:
+            key = str(resp.json().get("key", ""))
+            if not key:
                 raise CvatAuthError(f"CVAT at {self.base_url} answered the login without a token")
-            self._t.auth_headers = {"Authorization": f"Token {self._key}"}
+            self._token(key)
         else:
             raise ValueError(f"unknown credentials kind {c.kind!r}")
 

@@ -47,17 +47,22 @@ class ProjectsMixin(ClientBase):
 
     def ensure_project(self, name: str, labels: Sequence[LabelSpec]) -> Project:
         """The project called `name`, created with `labels` if absent; CvatLabelMismatch if its labels differ."""
+        return self.ensure_project_labels(name, labels)[0]
+
+    def ensure_project_labels(self, name: str, labels: Sequence[LabelSpec]) -> tuple[Project, list[LabelSpec]]:
+        """`ensure_project` and the project's labels in CVAT's order, read once (a new project has ours)."""
         found = self.list_projects(name)
         if not found:
-            return self.create_project(name, labels)
+            return self.create_project(name, labels), list(labels)
         project = found[0]
-        problems = label_problems(self.project_labels(project.id), labels)
+        existing = self.project_labels(project.id)
+        problems = label_problems(existing, labels)
         if problems:
             raise CvatLabelMismatch(
                 f"CVAT project {name!r} (id {project.id}) has labels that do not match ours: " + "; ".join(problems),
                 problems,
             )
-        return project
+        return project, existing
     # -- tasks ----------------------------------------------------------------------------------------
 
     def _task(self, d: dict[str, Any]) -> Task:

@@ -53,16 +53,18 @@ def _project(app: App, ctx: SharedContext, client: CvatClient, e: CvatExport, la
     """The project's id; CvatLabelMismatch unless its labels take every label, attribute and shape we send."""
     from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, coco_problems, label_problems
 
-    project_id = e.project_id
+    project_id, existing = e.project_id, None
     if project_id is not None:
         try:
             client.get_project(project_id)
         except CvatNotFound:
             project_id = None
     if project_id is None:
-        project_id = client.ensure_project(e.project_name, labels).id
+        project, existing = client.ensure_project_labels(e.project_name, labels)  # the labels, fetched once
+        project_id = project.id
         ctx.log(f"project {e.project_name!r}: id {project_id}")
-    existing = client.project_labels(project_id)
+    if existing is None:
+        existing = client.project_labels(project_id)
     problems = label_problems(existing, labels) or coco_problems(summary, existing)
     if problems:
         raise CvatLabelMismatch(f"CVAT project {e.project_name!r} (id {project_id}) has labels that do not match "
@@ -129,9 +131,10 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
     with client_for(conn) as client, ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
         ctx.stage("creating tasks", len(tasks))
         project_id = _project(app, ctx, client, e, labels, summary)
+        fresh: set[int] = set()  # tasks this run created: CVAT has no data for them yet, no need to ask
         for k, t in enumerate(tasks):
-            if t.state in ("planned", "creating"):
-                create_task(app, ctx, client, t, project_id, e.segment_size)
+            if t.state in ("planned", "creating") and create_task(app, ctx, client, t, project_id, e.segment_size):
+                fresh.add(t.id)
             ctx.progress(k + 1)
             ctx.check_cancel()
         todo = [(k, t) for k, t in enumerate(tasks) if t.state != "done"]
@@ -140,7 +143,8 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
             label = f" (task {k + 1}/{len(tasks)})" if len(tasks) > 1 else ""
             if t.state in ("created", "uploading"):
                 paths = None if e.send_references else upright.paths(t, image_paths(app.storage, sub, t.image_ids))
-                send_images(app, ctx, client, t, paths, e.image_quality, label, conn.cloud_storage_id)
+                send_images(app, ctx, client, t, paths, e.image_quality, label, conn.cloud_storage_id,
+                            fresh=t.id in fresh)
             _raise_failed(running)
             coco = parts[t.id] if e.preload_annotations else None
             if background and n + 1 < len(todo):

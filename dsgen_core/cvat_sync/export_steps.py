@@ -54,8 +54,9 @@ def set_task(app: App, row_id: int, **values: Any) -> None:
 
 
 def create_task(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, project_id: int,
-                segment_size: int) -> None:
-    """Create the task (or find the one an interrupted create made) and record its id before anything else."""
+                segment_size: int) -> bool:
+    """Create the task (or find the one an interrupted create made) and record its id before anything else;
+    True when this call created it (so it certainly has no data yet)."""
     if t.state == "creating":  # the create may have happened without us hearing the answer
         found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
         if found:
@@ -63,29 +64,32 @@ def create_task(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportT
             set_task(app, t.id, task_id=task.id, url=task.url, state="created")
             ctx.log(f"task {t.name!r}: found id {task.id} from an earlier attempt")
             t.task_id, t.url, t.state = task.id, task.url, "created"
-            return
+            return False
     set_task(app, t.id, state="creating")
     task = client.create_task(t.name, project_id=project_id, segment_size=segment_size)
     set_task(app, t.id, task_id=task.id, url=task.url, state="created")
     ctx.log(f"task {t.name!r}: created id {task.id} ({task.url})")
     t.task_id, t.url, t.state = task.id, task.url, "created"
+    return True
 
 
 def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, paths: list[Path] | None,
-                quality: int, label: str, cloud_storage_id: int | None = None) -> None:
+                quality: int, label: str, cloud_storage_id: int | None = None, fresh: bool = False) -> None:
     """Get the images to CVAT without waiting for it to build the task: leaves t "uploading" (rq_id) or "data".
-    Without `paths`, the task's frame names are paths under CVAT's share (or cloud storage): no bytes are sent."""
+    Without `paths`, the task's frame names are paths under CVAT's share (or cloud storage): no bytes are sent.
+    A task created moments ago by this run (`fresh`) is not looked up first: it has no data yet."""
     from dsgen_core.cvat import CvatError, UploadFile
 
     n = len(t.image_ids)
-    task = client.get_task(t.task_id)  # CvatTaskDeleted if someone deleted it meanwhile
-    if task.size == n:
-        set_task(app, t.id, state="data")
-        t.state = "data"
-        return
-    if task.size:
-        raise ValueError(f"CVAT task {t.task_id} has {task.size} frames, expected {n}: delete it in CVAT and "
-                         "resume, or start a new export")
+    if not fresh:
+        size = client.get_task(t.task_id).size  # CvatTaskDeleted if someone deleted it meanwhile
+        if size == n:
+            set_task(app, t.id, state="data")
+            t.state = "data"
+            return
+        if size:
+            raise ValueError(f"CVAT task {t.task_id} has {size} frames, expected {n}: delete it in CVAT and "
+                             "resume, or start a new export")
     if t.state == "uploading" and t.rq_id:  # the upload was sent before; see whether CVAT finished it
         ctx.stage(f"waiting for CVAT{label}")
         try:
