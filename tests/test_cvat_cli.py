@@ -313,9 +313,11 @@ def test_killed_cli_export_is_taken_over_after_the_stale_interval(cli, capi, mak
             proc.wait(timeout=10)
     (export,) = capi.list_cvat_exports(admin)
     assert export.status == "RUNNING" and fake.tasks()[0]["size"] == 0
-    early = cli.fails("cvat", "resume", str(export.id), env=env, match="DSGEN_JOB_STALE_SECONDS")
+    # the stale interval is the taking-over process's setting: a long one first (however slow this CLI starts)
+    early = cli.fails("cvat", "resume", str(export.id), env={**env, "DSGEN_JOB_STALE_SECONDS": "600"},
+                      match="DSGEN_JOB_STALE_SECONDS")
     assert f"job {export.job_id} is still running" in early.stderr and "dsgen worker" in early.stderr
-    time.sleep(2.5)  # the killed process's job is now silent for longer than the stale interval
+    time.sleep(2.5)  # the killed process's job is now silent for longer than the stale interval of 2 s
     slow.times = 0
     resumed = cli.ok("cvat", "resume", str(export.id), env=env)
     assert f"export {export.id} resumed: job {export.job_id}" in resumed.stdout  # the same job, taken over

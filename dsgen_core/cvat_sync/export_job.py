@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +17,14 @@ from sqlalchemy import select
 
 from dsgen_core.catalog.cvat_models import CvatConnection, CvatExport, CvatExportTask
 from dsgen_core.catalog.models import AuditEntry, DatasetVersion, Job, utcnow
-from dsgen_core.cvat_sync.export_steps import SharedContext, create_task, finish, send_images
+from dsgen_core.cvat_sync.export_steps import create_task, finish, send_images
+from dsgen_core.cvat_sync.job_context import SharedContext
 from dsgen_core.jobs.queue import JobContext
 
 if TYPE_CHECKING:
     from dsgen_core.app import App
     from dsgen_core.cvat import CvatClient, LabelSpec
-    from dsgen_core.lake.tables import DatasetTables
+    from dsgen_core.cvat_sync.task_files import TaskFiles
 
 FINISHERS = 2  # tasks CVAT may be building / importing in the background while the next images upload
 
@@ -48,7 +48,7 @@ def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], C
     return e, tasks, conn, folder
 
 
-def _project(app: App, ctx: SharedContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
+def _project(ctx: SharedContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
              summary: dict[str, Any]) -> int:
     """The project's id; CvatLabelMismatch unless its labels take every label, attribute and shape we send."""
     from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, coco_problems, label_problems
@@ -69,71 +69,102 @@ def _project(app: App, ctx: SharedContext, client: CvatClient, e: CvatExport, la
     if problems:
         raise CvatLabelMismatch(f"CVAT project {e.project_name!r} (id {project_id}) has labels that do not match "
                                 "ours: " + "; ".join(problems), problems)
-    with app.catalog.session() as s:
-        row = s.get(CvatExport, e.id)
-        row.project_id = project_id
-        row.labels = [lab.name for lab in existing]
+    ctx.later(_save_project, ctx.app, e.id, project_id, [lab.name for lab in existing])  # found by name if lost
     return project_id
 
 
-def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
-    """Export the planned tasks; the per-task COCO files are written in a thread while the images upload."""
-    from dsgen_core.cvat import labels_from_coco
-    from dsgen_core.cvat_sync.orientation import ROTATE
-    from dsgen_core.cvat_sync.outgoing import oriented_images
-    from dsgen_core.cvat_sync.subset import coco_summary, subset_tables, write_part
-    from dsgen_core.lake.store import read_tables
+def _save_project(app: App, export_id: int, project_id: int, labels: list[str]) -> None:
+    with app.catalog.session() as s:
+        row = s.get(CvatExport, export_id)
+        row.project_id, row.labels = project_id, labels
 
+
+def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
+    """Export the planned tasks; the per-task COCO files are written in a thread while the images upload, and
+    the catalog writes go behind (SharedContext), flushed before the record says DONE or FAILED."""
     export_id = int(ctx.params["export_id"])
     e, tasks, conn, folder = _load(app, export_id)
-    ctx.stage("writing COCO")
-    sub = subset_tables(read_tables(Path(folder)), [i for t in tasks for i in t.image_ids])  # the lake, read once
-    summary = coco_summary(sub)
-    labels = labels_from_coco(summary)
-    turned = oriented_images(app.storage, sub.images) if e.exif_remedy == ROTATE else {}
-    ctx.check_cancel()
-    with tempfile.TemporaryDirectory(dir=app.settings.tmp_root, prefix="cvat-export-") as tmp, \
-            ThreadPoolExecutor(1, thread_name_prefix="cvat-coco") as writer:
-        parts: dict[int, Future[Path]] = {}
-        if e.preload_annotations:
-            for t in tasks:
-                if t.state != "done":
-                    parts[t.id] = writer.submit(write_part, sub, t.image_ids, t.frame_names,
-                                                Path(tmp) / f"task-{t.part}.json", turned)
-        try:
-            _export_tasks(app, ctx, e, tasks, conn, sub, summary, labels, parts, Upright(turned, Path(tmp)))
-        finally:
-            for f in parts.values():
-                f.cancel()
-    links = [t.url for t in tasks]
+    shared = SharedContext(app, ctx)
+    try:
+        result = _run(app, shared, e, tasks, conn, folder)
+    except BaseException:
+        shared.close(failing=True)
+        raise
+    shared.close()
     with app.catalog.session() as s:
         row = s.get(CvatExport, export_id)
         row.status, row.finished_at = "DONE", utcnow()
         s.add(AuditEntry(user_id=row.created_by, action="cvat.export.done", target_type="cvat_export",
-                         target_id=export_id, details={"tasks": [t.task_id for t in tasks], "server": row.server_url}))
-    return {"export_id": export_id, "task_ids": [t.task_id for t in tasks], "links": links}
+                         target_id=export_id, details={"tasks": result["task_ids"], "server": row.server_url}))
+    return result
 
 
-def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
-                  sub: DatasetTables, summary: dict[str, Any], labels: list[LabelSpec],
-                  parts: dict[int, Future[Path]], upright: Upright) -> None:
+def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
+         folder: str) -> dict[str, Any]:
+    """Everything the job does between loading its record and marking it DONE. CVAT's connection is opened
+    while the lake is read, and each task's files are prepared while CVAT answers."""
+    from dsgen_core.cvat import labels_from_coco
+    from dsgen_core.cvat_sync.connections import client_for
+    from dsgen_core.cvat_sync.orientation import ROTATE
+    from dsgen_core.cvat_sync.outgoing import oriented_images
+    from dsgen_core.cvat_sync.subset import coco_summary, subset_tables, write_part
+    from dsgen_core.cvat_sync.task_files import TaskFiles
+    from dsgen_core.lake.store import read_tables
+
+    connecting = ThreadPoolExecutor(1, thread_name_prefix="cvat-connect")
+    client = connecting.submit(client_for, conn)
+    connecting.shutdown(wait=False)
+    try:
+        ctx.stage("writing COCO")
+        sub = subset_tables(read_tables(Path(folder)), [i for t in tasks for i in t.image_ids])  # the lake, once
+        summary = coco_summary(sub)
+        labels = labels_from_coco(summary)
+        turned = oriented_images(app.storage, sub.images) if e.exif_remedy == ROTATE else {}
+        ctx.check_cancel()
+        with tempfile.TemporaryDirectory(dir=app.settings.tmp_root, prefix="cvat-export-") as tmp, \
+                ThreadPoolExecutor(1, thread_name_prefix="cvat-coco") as writer:
+            files = TaskFiles(app.storage, sub, tasks, turned, Path(tmp), e.send_references)
+            parts: dict[int, Future[Path]] = {}
+            if e.preload_annotations:
+                for t in tasks:
+                    if t.state != "done":
+                        parts[t.id] = writer.submit(write_part, sub, t.image_ids, t.frame_names,
+                                                    Path(tmp) / f"task-{t.part}.json", turned)
+            try:
+                _export_tasks(ctx, e, tasks, conn, client, summary, labels, parts, files)
+            finally:
+                for f in parts.values():
+                    f.cancel()
+                files.close()
+    finally:
+        _close(client)
+    return {"export_id": e.id, "task_ids": [t.task_id for t in tasks], "links": [t.url for t in tasks]}
+
+
+def _close(client: Future[CvatClient]) -> None:
+    try:
+        client.result().close()
+    except Exception:  # noqa: BLE001 - a failed connection has nothing to close; its error was raised before
+        pass
+
+
+def _export_tasks(ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
+                  connected: Future[CvatClient], summary: dict[str, Any], labels: list[LabelSpec],
+                  parts: dict[int, Future[Path]], files: TaskFiles) -> None:
     """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once).
 
     Images go up one task after another; while task k+1's images upload, CVAT builds task k and imports
     its annotations (a background finisher). The last task finishes in the foreground, with its stages.
     """
-    from dsgen_core.cvat_sync.connections import client_for
-    from dsgen_core.cvat_sync.subset import image_paths
-
-    ctx = SharedContext(job_ctx)
     ctx.stage("connecting to CVAT")
+    client = connected.result()
     background = _finishers()
-    with client_for(conn) as client, ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
+    with ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
         ctx.stage("creating tasks", len(tasks))
-        project_id = _project(app, ctx, client, e, labels, summary)
+        project_id = _project(ctx, client, e, labels, summary)
         fresh: set[int] = set()  # tasks this run created: CVAT has no data for them yet, no need to ask
         for k, t in enumerate(tasks):
-            if t.state in ("planned", "creating") and create_task(app, ctx, client, t, project_id, e.segment_size):
+            if t.state in ("planned", "creating") and create_task(ctx, client, t, project_id, e.segment_size):
                 fresh.add(t.id)
             ctx.progress(k + 1)
             ctx.check_cancel()
@@ -142,33 +173,17 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
         for n, (k, t) in enumerate(todo):
             label = f" (task {k + 1}/{len(tasks)})" if len(tasks) > 1 else ""
             if t.state in ("created", "uploading"):
-                paths = None if e.send_references else upright.paths(t, image_paths(app.storage, sub, t.image_ids))
-                send_images(app, ctx, client, t, paths, e.image_quality, label, conn.cloud_storage_id,
+                send_images(ctx, client, t, files.get(t), e.image_quality, label, conn.cloud_storage_id,
                             fresh=t.id in fresh)
             _raise_failed(running)
             coco = parts[t.id] if e.preload_annotations else None
             if background and n + 1 < len(todo):
-                running.append(pool.submit(finish, app, ctx, client, t, coco, label, False))
+                running.append(pool.submit(finish, ctx, client, t, coco, label, False))
             else:
-                finish(app, ctx, client, t, coco, label, True)
+                finish(ctx, client, t, coco, label, True)
             ctx.check_cancel()
         for f in running:
             f.result()
-
-
-@dataclass
-class Upright:
-    """The "rotate" remedy for image bytes: images with an EXIF orientation go as upright copies (CVAT turns
-    referenced images itself)."""
-
-    turned: dict[int, tuple[int, int, int]]
-    folder: Path
-
-    def paths(self, t: CvatExportTask, paths: list[Path]) -> list[Path]:
-        from dsgen_core.cvat_sync.orientation import upright_copy
-
-        return [upright_copy(p, self.folder / "upright" / name) if i in self.turned else p
-                for i, p, name in zip(t.image_ids, paths, t.frame_names, strict=True)]
 
 
 def _raise_failed(running: list[Future[None]]) -> None:

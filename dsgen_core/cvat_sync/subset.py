@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsgen_core.cvat import flat_names
+from dsgen_core.cvat.labels import BUILTIN_ATTRIBUTES
 from dsgen_core.cvat_sync.outgoing import Turned, json_text_attributes, turn_images
 from dsgen_core.lake.tables import DatasetTables
 
@@ -91,37 +91,34 @@ def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str
 
 
 _SEGMENTATION_OF_SHAPE: dict[str, Any] = {"mask": {}, "polygon": [[0.0, 0.0]], "box": []}
-_SUMMARY_SQL = """
-WITH s AS (
-    SELECT category_id, attributes,
-           CASE WHEN rle IS NOT NULL THEN 'mask' WHEN len(polygons) > 0 THEN 'polygon' ELSE 'box' END AS shape
-    FROM annotations)
-SELECT DISTINCT category_id, shape, NULL AS key, NULL AS value FROM s
-UNION
-SELECT DISTINCT s.category_id, s.shape, j.key, j.value::VARCHAR FROM s, json_each(s.attributes) j
-WHERE s.attributes IS NOT NULL AND j.key NOT IN ('occluded', 'rotation')
-"""
 
 
 def coco_summary(sub: DatasetTables) -> dict[str, Any]:
     """A tiny COCO document with one annotation per distinct (category, shape kind, custom attribute value).
 
     `labels_from_coco` and `coco_problems` give the same answers on it as on the full document, which
-    is therefore never built as Python objects (DuckDB does the distinct over all annotations).
+    is therefore never built as Python objects: Arrow groups the annotations by (category, shape, attributes
+    text) and only those distinct groups are parsed.
     """
-    con = duckdb.connect()
-    try:
-        con.register("annotations", sub.annotations.select(["category_id", "attributes", "rle", "polygons"]))
-        rows = con.execute(_SUMMARY_SQL).fetchall()
-    finally:
-        con.close()
+    a = sub.annotations
+    polygons = pc.fill_null(pc.greater(pc.list_value_length(a.column("polygons")), 0), False)
+    shape = pc.if_else(pc.is_valid(a.column("rle")), "mask", pc.if_else(polygons, "polygon", "box"))
+    groups = pa.table({"category_id": a.column("category_id"), "shape": shape, "attributes": a.column("attributes")}
+                      ).group_by(["category_id", "shape", "attributes"], use_threads=False).aggregate([])
+    rows: set[tuple[Any, str, str | None, bytes | None]] = set()
+    for cat, kind, attrs in zip(*(groups.column(c).to_pylist() for c in ("category_id", "shape", "attributes")),
+                                strict=True):
+        rows.add((cat, kind, None, None))
+        for key, value in (orjson.loads(attrs) if attrs else {}).items():
+            if key not in BUILTIN_ATTRIBUTES:
+                rows.add((cat, kind, key, orjson.dumps(value)))
     cats = sub.categories.sort_by("category_id")
     categories = [{"id": i, "name": n} for i, n in zip(cats.column("category_id").to_pylist(),
                                                        cats.column("name").to_pylist(), strict=True)]
-    anns = [{"category_id": cat, "segmentation": _SEGMENTATION_OF_SHAPE[shape],
+    anns = [{"category_id": cat, "segmentation": _SEGMENTATION_OF_SHAPE[kind],
              "attributes": {key: orjson.loads(value)} if key is not None else {}}
-            for cat, shape, key, value in sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2] or "",
-                                                                      r[3] or ""))]
+            for cat, kind, key, value in sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2] or "",
+                                                                     r[3] or b""))]
     return {"categories": categories, "annotations": anns}
 
 
