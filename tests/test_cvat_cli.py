@@ -8,7 +8,6 @@ exit codes. No secret (CVAT password, dsgen token) may appear in any output.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from test_cvat_sync_support import (  # noqa: F401
     capi,
     import_on_share,
     import_version,
+    kill_when,
     oriented_export,
     sample_export,
 )
@@ -295,22 +295,12 @@ def test_killed_cli_export_is_taken_over_after_the_stale_interval(cli, capi, mak
     proc = subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "cvat", "export", str(vid), "--connection",
                              "fake", "--project", "p", "--task-name", "killed"], cwd=ROOT, env=full,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            exports = capi.list_cvat_exports(admin)
-            job = capi.get_job(admin, exports[0].job_id) if exports and exports[0].job_id else None
-            if job and "uploading images" in job.stage and job.processed >= 1:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the export never reached its upload")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    def uploading() -> bool:
+        exports = capi.list_cvat_exports(admin)
+        job = capi.get_job(admin, exports[0].job_id) if exports and exports[0].job_id else None
+        return bool(job and "uploading images" in job.stage and job.processed >= 1)
+
+    kill_when(proc, uploading, "the export's upload")
     (export,) = capi.list_cvat_exports(admin)
     assert export.status == "RUNNING" and fake.tasks()[0]["size"] == 0
     # the stale interval is the taking-over process's setting: a long one first (however slow this CLI starts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
-from test_cvat_sync_support import capi, connect, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, connect, import_version, kill_when, sample_export  # noqa: F401
 
 from dsgen_core.cvat import CvatAuthError, CvatTaskDeleted, CvatWrongUrl
 from dsgen_core.cvat_sync.records import ExportRequest
@@ -65,22 +64,12 @@ def test_worker_killed_mid_upload_resumes_same_tasks(capi, make_fake, sample_exp
     conn = connect(capi, admin, fake)
     started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=6))
     env = {**os.environ}
-    worker = _worker(env)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            info = capi.get_job(admin, started.job_id)
-            if "uploading images (task 2/2)" in info.stage and info.processed >= 1:
-                break
-            assert info.status in ("QUEUED", "RUNNING"), info.error
-            time.sleep(0.05)
-        else:
-            pytest.fail("the job never reached the second upload")
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    def second_upload() -> bool:
+        info = capi.get_job(admin, started.job_id)
+        assert info.status in ("QUEUED", "RUNNING"), info.error
+        return "uploading images (task 2/2)" in info.stage and info.processed >= 1
+
+    kill_when(_worker(env), second_upload, "the second upload", timeout=30)
     assert len(fake.tasks()) == 2 and fake.tasks()[1]["size"] == 0  # killed mid-upload of task 2
     slow.times = 0
     worker = _worker(env)

@@ -4,7 +4,12 @@ imported dataset with real JPEGs, and a saved connection to a fake CVAT."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,6 +80,28 @@ def oriented_export(sample_export: Path, tmp_path_factory: pytest.TempPathFactor
         exif[0x0112] = orientation
         pixels.save(path, "JPEG", quality=92, exif=exif)
     return root
+
+
+def kill_when(proc: subprocess.Popen, reached: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """SIGKILL `proc` (and its process group, when it leads one) once `reached()` holds: a job cut off mid-way."""
+    def kill() -> None:
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not reached():
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} was never reached")
+            time.sleep(0.05)
+    finally:
+        kill()
 
 
 def import_version(api: CvatApi, actor, path: Path, group: str = "cars") -> int:  # noqa: ANN001

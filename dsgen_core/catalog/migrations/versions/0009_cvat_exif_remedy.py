@@ -14,10 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cvat_exports") as batch:
-        batch.add_column(sa.Column("exif_remedy", sa.String(length=8), nullable=True))
+    op.add_column("cvat_exports", sa.Column("exif_remedy", sa.String(length=8), nullable=True))  # plain ADD COLUMN
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cvat_exports") as batch:
+    with op.batch_alter_table("cvat_exports") as batch:  # SQLite drops a column by rebuilding the table
         batch.drop_column("exif_remedy")
