@@ -48,7 +48,8 @@ def download(client: CvatClient, task_ids: list[int], folder: Path) -> None:
         labels = client.task_labels(tid)  # CvatTaskDeleted first, with a clear message
         client.export_annotations(tid, folder / f"task-{tid}.zip")
         (folder / f"labels-{tid}.json").write_text(json.dumps([_label_dict(lab) for lab in labels]))
-        (folder / f"deleted-{tid}.json").write_text(json.dumps(client.deleted_frames(tid)))
+        deleted = client.deleted_frames(tid) if client.get_task(tid).size else []  # /data/meta needs frames
+        (folder / f"deleted-{tid}.json").write_text(json.dumps(deleted))
 
 
 def _label_dict(lab: LabelSpec) -> dict[str, Any]:
