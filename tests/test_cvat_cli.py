@@ -286,10 +286,11 @@ def test_killed_cli_export_is_taken_over_after_the_stale_interval(cli, capi, mak
     `resume` says when it can take over (the stale interval), then continues the same task."""
     admin = capi.default_actor
     vid = import_version(capi, admin, sample_export)
-    env = {"DSGEN_JOB_STALE_SECONDS": "2", "DSGEN_HEARTBEAT_SECONDS": "0.2", "DSGEN_CVAT_MAX_FILES": "2"}
+    env = {"DSGEN_JOB_STALE_SECONDS": "2", "DSGEN_HEARTBEAT_SECONDS": "0.2", "DSGEN_CVAT_MAX_FILES": "2",
+           "DSGEN_CVAT_UPLOAD_CONNECTIONS": "1"}  # batches one after another: a window to kill in
     fake = make_fake(max_files_per_request=2)
     cli.secrets.append(fake.password)
-    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.3, times=-1)
+    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.5, times=-1)
     _connect(cli, fake)
     full = {k: v for k, v in os.environ.items() if k not in ("DSGEN_TOKEN", "DSGEN_CVAT_SECRET")} | env
     proc = subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "cvat", "export", str(vid), "--connection",

@@ -57,10 +57,11 @@ def _worker(env: dict[str, str]) -> subprocess.Popen:
 
 def test_worker_killed_mid_upload_resumes_same_tasks(capi, make_fake, sample_export, monkeypatch):  # noqa: F811
     monkeypatch.setenv("DSGEN_CVAT_MAX_FILES", "2")
+    monkeypatch.setenv("DSGEN_CVAT_UPLOAD_CONNECTIONS", "1")  # batches one after another: a window to kill in
     admin = capi.default_actor
     vid = import_version(capi, admin, sample_export)
     fake = make_fake(max_files_per_request=2)  # several requests per task
-    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.3, times=-1)  # uploads take a while
+    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.5, times=-1)  # uploads take a while
     conn = connect(capi, admin, fake)
     started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=6))
     env = {**os.environ}

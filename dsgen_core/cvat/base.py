@@ -52,7 +52,7 @@ class PollPolicy:
     factor: float = 1.5
     maximum: float = 5.0
     timeout: float = 6 * 3600.0
-    overshoot: float = 0.1
+    overshoot: float = 0.05
 
     def next_interval(self, interval: float, waited: float) -> float:
         """The sleep before the next poll, after `waited` seconds of waiting and a last sleep of `interval`."""

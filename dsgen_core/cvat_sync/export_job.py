@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from dsgen_core.jobs.queue import JobContext
 
 if TYPE_CHECKING:
     from dsgen_core.app import App
-    from dsgen_core.cvat import CvatClient, LabelSpec
+    from dsgen_core.cvat import CvatClient, LabelSpec, Project
     from dsgen_core.cvat_sync.task_files import TaskFiles
 
 FINISHERS = 2  # tasks CVAT may be building / importing in the background while the next images upload
@@ -34,43 +35,64 @@ def _finishers() -> int:
     return int(os.environ.get("DSGEN_CVAT_FINISHERS") or FINISHERS)
 
 
-def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], CvatConnection, str]:
+def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], CvatConnection, str, set[int]]:
+    """The record, RUNNING; its planned tasks become "creating" in the same commit, before any CVAT call: a
+    task whose create answer is lost is then looked up by name on resume. Returns also the ids of the rows this
+    run marked (it creates them directly)."""
     with app.catalog.session() as s:
         e = s.get(CvatExport, export_id)
         e.status, e.error, e.finished_at = "RUNNING", None, None
         tasks = list(s.scalars(select(CvatExportTask).where(CvatExportTask.export_id == export_id)
                                .order_by(CvatExportTask.part)))
+        marked = {t.id for t in tasks if t.state == "planned"}
+        for t in tasks:
+            if t.id in marked:
+                t.state = "creating"
         conn = s.get(CvatConnection, e.connection_id) if e.connection_id else None
         if conn is None:
             raise ValueError("the CVAT connection of this export was deleted; add it again and start a new export")
         v = s.get(DatasetVersion, e.version_id)
         folder = str(app.settings.lake_root / v.lake_path)
-    return e, tasks, conn, folder
+    return e, tasks, conn, folder, marked
+
+
+def _connect(conn: CvatConnection, e: CvatExport) -> tuple[CvatClient, Project | None, list[LabelSpec] | None]:
+    """The client, and the export's project with its labels if CVAT has it (by recorded id, else by name): what
+    needs no labels of ours, done while the lake is read."""
+    from dsgen_core.cvat import CvatNotFound
+    from dsgen_core.cvat_sync.connections import client_for
+
+    client = client_for(conn)
+    try:
+        project = None
+        if e.project_id is not None:
+            try:
+                project = client.get_project(e.project_id)
+            except CvatNotFound:
+                project = None
+        if project is None:
+            project = next(iter(client.list_projects(e.project_name)), None)
+        return client, project, client.project_labels(project.id) if project else None
+    except BaseException:
+        client.close()
+        raise
 
 
 def _project(ctx: SharedContext, client: CvatClient, e: CvatExport, labels: list[LabelSpec],
-             summary: dict[str, Any]) -> int:
-    """The project's id; CvatLabelMismatch unless its labels take every label, attribute and shape we send."""
-    from dsgen_core.cvat import CvatLabelMismatch, CvatNotFound, coco_problems, label_problems
+             summary: dict[str, Any], project: Project | None, existing: list[LabelSpec] | None) -> int:
+    """The project's id (created with our labels if CVAT has none of that name); CvatLabelMismatch unless its
+    labels take every label, attribute and shape we send."""
+    from dsgen_core.cvat import CvatLabelMismatch, coco_problems, label_problems
 
-    project_id, existing = e.project_id, None
-    if project_id is not None:
-        try:
-            client.get_project(project_id)
-        except CvatNotFound:
-            project_id = None
-    if project_id is None:
-        project, existing = client.ensure_project_labels(e.project_name, labels)  # the labels, fetched once
-        project_id = project.id
-        ctx.log(f"project {e.project_name!r}: id {project_id}")
-    if existing is None:
-        existing = client.project_labels(project_id)
+    if project is None or existing is None:
+        project, existing = client.create_project(e.project_name, labels), list(labels)
+        ctx.log(f"project {e.project_name!r}: created id {project.id}")
     problems = label_problems(existing, labels) or coco_problems(summary, existing)
     if problems:
-        raise CvatLabelMismatch(f"CVAT project {e.project_name!r} (id {project_id}) has labels that do not match "
+        raise CvatLabelMismatch(f"CVAT project {e.project_name!r} (id {project.id}) has labels that do not match "
                                 "ours: " + "; ".join(problems), problems)
-    ctx.later(_save_project, ctx.app, e.id, project_id, [lab.name for lab in existing])  # found by name if lost
-    return project_id
+    ctx.later(_save_project, ctx.app, e.id, project.id, [lab.name for lab in existing])  # found by name if lost
+    return project.id
 
 
 def _save_project(app: App, export_id: int, project_id: int, labels: list[str]) -> None:
@@ -83,10 +105,10 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
     """Export the planned tasks; the per-task COCO files are written in a thread while the images upload, and
     the catalog writes go behind (SharedContext), flushed before the record says DONE or FAILED."""
     export_id = int(ctx.params["export_id"])
-    e, tasks, conn, folder = _load(app, export_id)
+    e, tasks, conn, folder, marked = _load(app, export_id)
     shared = SharedContext(app, ctx)
     try:
-        result = _run(app, shared, e, tasks, conn, folder)
+        result = _run(app, shared, e, tasks, conn, folder, marked)
     except BaseException:
         shared.close(failing=True)
         raise
@@ -100,11 +122,10 @@ def run_export(app: App, ctx: JobContext) -> dict[str, Any]:
 
 
 def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
-         folder: str) -> dict[str, Any]:
+         folder: str, marked: set[int]) -> dict[str, Any]:
     """Everything the job does between loading its record and marking it DONE. CVAT's connection is opened
     while the lake is read, and each task's files are prepared while CVAT answers."""
     from dsgen_core.cvat import labels_from_coco
-    from dsgen_core.cvat_sync.connections import client_for
     from dsgen_core.cvat_sync.orientation import ROTATE
     from dsgen_core.cvat_sync.outgoing import oriented_images
     from dsgen_core.cvat_sync.subset import coco_summary, subset_tables, write_part
@@ -112,7 +133,7 @@ def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask
     from dsgen_core.lake.store import read_tables
 
     connecting = ThreadPoolExecutor(1, thread_name_prefix="cvat-connect")
-    client = connecting.submit(client_for, conn)
+    client = connecting.submit(_connect, conn, e)
     connecting.shutdown(wait=False)
     try:
         ctx.stage("writing COCO")
@@ -126,12 +147,13 @@ def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask
             files = TaskFiles(app.storage, sub, tasks, turned, Path(tmp), e.send_references)
             parts: dict[int, Future[Path]] = {}
             if e.preload_annotations:
+                first = next((t for t in tasks if t.state != "done"), None)
                 for t in tasks:
-                    if t.state != "done":
-                        parts[t.id] = writer.submit(write_part, sub, t.image_ids, t.frame_names,
+                    if t.state != "done":  # after the first upload's files: that is what the next minutes wait on
+                        parts[t.id] = writer.submit(_after, files, first, write_part, sub, t.image_ids, t.frame_names,
                                                     Path(tmp) / f"task-{t.part}.json", turned)
             try:
-                _export_tasks(ctx, e, tasks, conn, client, summary, labels, parts, files)
+                _export_tasks(ctx, e, tasks, conn, client, summary, labels, parts, files, marked)
             finally:
                 for f in parts.values():
                     f.cancel()
@@ -141,30 +163,38 @@ def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask
     return {"export_id": e.id, "task_ids": [t.task_id for t in tasks], "links": [t.url for t in tasks]}
 
 
-def _close(client: Future[CvatClient]) -> None:
+def _after(files: TaskFiles, first: CvatExportTask | None, fn: Callable[..., Path], *args: Any) -> Path:
+    """`fn(*args)` once the first task's files are ready (or failed: the upload reports that)."""
+    if first is not None:
+        files.ready(first)
+    return fn(*args)
+
+
+def _close(connected: Future[tuple[CvatClient, Any, Any]]) -> None:
     try:
-        client.result().close()
+        connected.result()[0].close()
     except Exception:  # noqa: BLE001 - a failed connection has nothing to close; its error was raised before
         pass
 
 
 def _export_tasks(ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask], conn: CvatConnection,
-                  connected: Future[CvatClient], summary: dict[str, Any], labels: list[LabelSpec],
-                  parts: dict[int, Future[Path]], files: TaskFiles) -> None:
+                  connected: Future[tuple[CvatClient, Project | None, list[LabelSpec] | None]],
+                  summary: dict[str, Any], labels: list[LabelSpec],
+                  parts: dict[int, Future[Path]], files: TaskFiles, marked: set[int]) -> None:
     """Project, tasks, then per task: images, wait, annotations (the COCO was checked against the labels once).
 
     Images go up one task after another; while task k+1's images upload, CVAT builds task k and imports
     its annotations (a background finisher). The last task finishes in the foreground, with its stages.
     """
     ctx.stage("connecting to CVAT")
-    client = connected.result()
+    client, project, existing = connected.result()
     background = _finishers()
     with ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
         ctx.stage("creating tasks", len(tasks))
-        project_id = _project(ctx, client, e, labels, summary)
+        project_id = _project(ctx, client, e, labels, summary, project, existing)
         fresh: set[int] = set()  # tasks this run created: CVAT has no data for them yet, no need to ask
         for k, t in enumerate(tasks):
-            if t.state in ("planned", "creating") and create_task(ctx, client, t, project_id, e.segment_size):
+            if t.state == "creating" and create_task(ctx, client, t, project_id, e.segment_size, t.id in marked):
                 fresh.add(t.id)
             ctx.progress(k + 1)
             ctx.check_cancel()

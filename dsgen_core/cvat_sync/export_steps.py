@@ -22,10 +22,11 @@ __all__ = ["create_task", "finish", "send_images"]
 
 
 def create_task(ctx: SharedContext, client: CvatClient, t: CvatExportTask, project_id: int,
-                segment_size: int) -> bool:
-    """Create the task (or find the one an interrupted create made) and record its id before anything else;
-    True when this call created it (so it certainly has no data yet)."""
-    if t.state == "creating":  # the create may have happened without us hearing the answer
+                segment_size: int, marked: bool) -> bool:
+    """Create the task (or find the one an interrupted create made) and record its id; True when this call
+    created it (so it certainly has no data yet). The row is "creating" already (committed before any CVAT
+    call); `marked`: by this run, so no create can have happened before."""
+    if not marked:  # an earlier run may have created it without hearing the answer
         found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
         if found:
             task = max(found, key=lambda x: x.id)
@@ -33,7 +34,6 @@ def create_task(ctx: SharedContext, client: CvatClient, t: CvatExportTask, proje
             ctx.log(f"task {t.name!r}: found id {task.id} from an earlier attempt")
             t.task_id, t.url, t.state = task.id, task.url, "created"
             return False
-    ctx.record_now(t.id, state="creating")  # durable before the create: a lost answer is then looked up
     task = client.create_task(t.name, project_id=project_id, segment_size=segment_size)
     ctx.record(t.id, task_id=task.id, url=task.url, state="created")
     ctx.log(f"task {t.name!r}: created id {task.id} ({task.url})")

@@ -1,9 +1,10 @@
 """The export job's context for several threads, writing behind: its catalog writes (stage, progress, log lines,
 task rows) go in order on one writer thread, so neither the uploads nor CVAT's waits ever wait for a commit.
 
-Order is kept (one writer), so the catalog never shows a later state of a row before an earlier one;
-`record_now` is for the one write that must be durable before the next CVAT call (the "creating" mark before a
-create), and `flush` waits for everything (the job's end, or its failure, so a resume sees the latest state).
+Order is kept (one writer), so the catalog never shows a later state of a row before an earlier one (the
+one write that must be durable before a CVAT call, the "creating" mark before a create, is committed with
+the job's start); `flush` waits for everything (the job's end, or its failure, so a resume sees the latest
+state).
 """
 
 from __future__ import annotations
@@ -69,11 +70,6 @@ class SharedContext:
 
     def record(self, row_id: int, **values: Any) -> None:
         self.later(set_task, self.app, row_id, **values)
-
-    def record_now(self, row_id: int, **values: Any) -> None:
-        """Commit a task row before going on. Only for a row with no write queued (its first of the run): the
-        queue's other writes are of other rows and of the job, which this one needs not wait for."""
-        set_task(self.app, row_id, **values)
 
     def check_cancel(self) -> None:
         self._raise_failed()

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from dsgen_core.cvat import flat_names
 from dsgen_core.cvat.labels import BUILTIN_ATTRIBUTES
-from dsgen_core.cvat_sync.outgoing import Turned, json_text_attributes, turn_images
+from dsgen_core.cvat_sync.outgoing import Turned, json_text_attributes, turn_images, write_cvat_coco
 from dsgen_core.lake.tables import DatasetTables
 
 
@@ -59,7 +59,11 @@ def share_references(image_ids: Sequence[int], paths: Sequence[Path | None], sha
 def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTables:
     """The images of `image_ids` and their annotations; every category is kept (they become the labels)."""
     ids = pa.array(list(image_ids), pa.int64())
-    images = tables.images.filter(pc.is_in(tables.images.column("image_id"), value_set=ids))
+    chosen = pc.is_in(tables.images.column("image_id"), value_set=ids)
+    if pc.all(chosen).as_py() is not False:  # the whole version: nothing to copy
+        return DatasetTables(images=tables.images, annotations=tables.annotations, categories=tables.categories,
+                             meta=dict(tables.meta))
+    images = tables.images.filter(chosen)
     anns = tables.annotations.filter(pc.is_in(tables.annotations.column("image_id"), value_set=ids))
     return DatasetTables(images=images, annotations=anns, categories=tables.categories, meta=dict(tables.meta))
 
@@ -68,7 +72,7 @@ def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[st
                 ) -> DatasetTables:
     """The COCO of one task as lake tables: its images renamed to their frame names, their annotations (object
     and list attributes as JSON text), all categories. Arrow only (Python touches only rows with such
-    attributes and turned images), so the writer can stream it straight to a file. `turned`: images with an
+    attributes and turned images), so the writer streams it straight to a file. `turned`: images with an
     EXIF orientation sent upright ("rotate")."""
     ids = pa.array(list(image_ids), pa.int64())
     images = sub.images.filter(pc.is_in(sub.images.column("image_id"), value_set=ids))
@@ -83,11 +87,8 @@ def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[st
 
 def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path,
                turned: Turned | None = None) -> Path:
-    """Write one task's COCO 1.0 file (streamed by the COCO writer); runs in a thread during the image upload."""
-    from dsgen_core.formats.coco_writer import write_coco
-
-    write_coco(part_tables(sub, image_ids, names, turned), dest)
-    return dest
+    """Write one task's COCO 1.0 file for CVAT; runs in a thread during the image upload."""
+    return write_cvat_coco(part_tables(sub, image_ids, names, turned), dest)
 
 
 _SEGMENTATION_OF_SHAPE: dict[str, Any] = {"mask": {}, "polygon": [[0.0, 0.0]], "box": []}

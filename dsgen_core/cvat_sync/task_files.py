@@ -3,7 +3,7 @@ copies for the "rotate" remedy - so each upload starts the moment CVAT has its t
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class TaskFiles:
 
     def get(self, t: CvatExportTask) -> list[UploadFile] | None:
         return self._files[t.id].result() if self._files else None
+
+    def ready(self, t: CvatExportTask) -> None:
+        """Wait until `t`'s files are prepared (successfully or not)."""
+        if t.id in self._files:
+            wait([self._files[t.id]])
 
     def close(self) -> None:
         for f in self._files.values():
