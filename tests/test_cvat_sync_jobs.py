@@ -232,3 +232,30 @@ def test_an_export_job_asks_cvat_only_what_it_does_not_know(capi, fake_cvat, sam
     started = capi.start_cvat_export(admin, _request(conn, vid, project="new-project", max_images_per_task=12))
     assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
     assert len(fake_cvat.requests("POST", "/api/auth/login")) == 1
+
+
+def test_a_lost_create_answer_or_id_record_finds_the_task_again(capi, fake_cvat, sample_export):  # noqa: F811
+    """The "creating" mark is committed before CVAT is asked: a task whose create answer was lost, or whose id
+    (written behind) never reached the catalog although its images did reach CVAT, is found by name on resume."""
+    from dsgen_core.catalog.cvat_models import CvatExport, CvatExportTask
+
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    conn = connect(capi, admin, fake_cvat)
+    fake_cvat.fail(method="POST", path=r"^/api/tasks/?$", drop=True, after=True, times=1)  # created, answer lost
+    started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=12))
+    info = capi.run_job_here(admin, started.job_id)
+    assert info.status == "FAILED" and "outcome is unknown" in info.error
+    assert [t.state for t in capi.get_cvat_export(admin, started.export_id).tasks] == ["creating"]
+    again = capi.resume_cvat_export(admin, started.export_id)
+    info = capi.run_job_here(admin, again.job_id)
+    assert info.status == "SUCCEEDED" and "from an earlier attempt" in info.log
+    assert [t["size"] for t in fake_cvat.tasks()] == [12]  # the same task, no second one
+    with capi.app.catalog.session() as s:  # as if the worker died before its queued id write: data in, id lost
+        (row,) = s.query(CvatExportTask).filter_by(export_id=started.export_id).all()
+        row.state, row.task_id, row.url, row.rq_id = "creating", None, None, None
+        s.get(CvatExport, started.export_id).status = "FAILED"
+    info = capi.run_job_here(admin, capi.resume_cvat_export(admin, started.export_id).job_id)
+    assert info.status == "SUCCEEDED" and "from an earlier attempt" in info.log, info.log
+    assert len(fake_cvat.tasks()) == 1 and capi.get_cvat_export(admin, started.export_id).tasks[0].state == "done"
+    assert len([r for r in fake_cvat.requests("POST", r"/data/?$") if r.files]) == 1  # the images went up once

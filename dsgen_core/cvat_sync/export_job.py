@@ -1,8 +1,9 @@
 """The export job: subset → COCO → project → tasks → images → annotations, resumable at every step.
 
-Each task row moves planned → creating → created → uploading → data → done (`export_steps`), and its
-CVAT id is committed right after CVAT answers, so a killed worker or a retried job continues the same
-tasks. Tasks overlap: CVAT builds and imports task k while task k+1's images upload.
+Each task row moves planned → creating → created → uploading → data → done (`export_steps`). "creating" is
+committed before any CVAT call, so a create whose answer (or whose recorded id) is lost is found again by name;
+the later states are written behind, in order, and flushed before the job ends, so a killed worker or a retried
+job continues the same tasks. Tasks overlap: CVAT builds and imports task k while task k+1's images upload.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ def create_task(ctx: SharedContext, client: CvatClient, t: CvatExportTask, proje
     """Create the task (or find the one an interrupted create made) and record its id; True when this call
     created it (so it certainly has no data yet). The row is "creating" already (committed before any CVAT
     call); `marked`: by this run, so no create can have happened before."""
-    if not marked:  # an earlier run may have created it without hearing the answer
-        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
+    if not marked:  # an earlier run may have created it (and even sent its images) without recording its id
+        n = len(t.image_ids)
+        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size in (0, n)]
         if found:
             task = max(found, key=lambda x: x.id)
             ctx.record(t.id, task_id=task.id, url=task.url, state="created")
