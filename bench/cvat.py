@@ -1,4 +1,4 @@
-"""Benchmark of the CVAT client (issue 6): upload of a 2,000-image subset to the fake CVAT on loopback.
+"""Benchmark of the CVAT client: upload of a 2,000-image subset to the fake CVAT on loopback.
 
 Our client end to end (create task, bounded multi-request upload, wait for the server to build the
 task) against the baseline measured in the same run: the same bytes in ONE plain multipart POST
@@ -27,13 +27,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def serve() -> None:
-    """Child process: run a fake CVAT until stdin closes; print its address as one JSON line."""
+    """Child process: run a fake CVAT until stdin closes; print its address as one JSON line. Each line `log` on
+    stdin answers one JSON line: the requests seen since the last one (time.monotonic() is CLOCK_MONOTONIC,
+    the same clock in every process of the machine, so the parent can time against `started`)."""
     from cvat_fake import FakeCvat
 
     share = os.environ.get("DSGEN_BENCH_FAKE_SHARE")  # the folder CVAT sees as its share (exports by reference)
     with FakeCvat("2.72.0", share_root=Path(share) if share else None) as fake:
         print(json.dumps({"url": fake.url, "username": fake.username, "password": fake.password}), flush=True)
-        sys.stdin.read()
+        for line in sys.stdin:
+            if line.strip() == "log":
+                with fake.state.lock:
+                    seen, fake.log[:] = list(fake.log), []
+                print(json.dumps([{"method": r.method, "path": r.path, "started": r.started, "files": r.files,
+                                   "batch": "Upload-Multiple" in r.headers} for r in seen]), flush=True)
 
 
 def ensure_data(n: int) -> Path:

@@ -32,6 +32,11 @@ def _actor(api, args):  # noqa: ANN001
     return acting_user(api, args)
 
 
+def _unit(stage: str) -> str:
+    """What a stage counts: images, unless its name says tasks ("creating tasks")."""
+    return "task" if "tasks" in stage.split(" (")[0].split() else "img"
+
+
 class _JobBar:
     """One tqdm bar per job stage that counts something; a plain line for the other stages."""
 
@@ -46,7 +51,7 @@ class _JobBar:
             if not total:
                 print(f"{stage} ...", file=sys.stderr, flush=True)
         if total and self.bar is None:
-            self.bar = tqdm(total=total, desc=stage, unit="img", leave=True, file=sys.stderr)
+            self.bar = tqdm(total=total, desc=stage, unit=_unit(stage), leave=True, file=sys.stderr)
         if self.bar is not None:
             if self.bar.total != total:
                 self.bar.total = total

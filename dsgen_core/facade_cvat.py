@@ -26,9 +26,12 @@ from dsgen_core.cvat_sync import jobs as cvat_jobs
 from dsgen_core.cvat_sync.records import (
     AUTH_KINDS,
     ConnectionInfo,
+    ExifChoiceNeeded,
     ExportInfo,
+    ExportPreview,
     ExportRequest,
     ExportStarted,
+    OrientedImage,
     PullStarted,
     connection_info,
     export_info,
@@ -57,6 +60,19 @@ class PullPreview:
     group: str
     split: str
     diff: PullDiff
+
+
+@dataclass
+class _ExportPlan:
+    """An export request checked against the catalog: what a preview shows and a start writes."""
+
+    preview: ExportPreview
+    version: DatasetVersion
+    connection: CvatConnection
+    ids: list[int]
+    seq: int
+    names: list[str]
+    parts: list[list[int]]
 
 
 def task_id_of(ref: int | str) -> int:
@@ -173,8 +189,48 @@ class CvatFacade:
         return c
 
     # ----- export ---------------------------------------------------------------------------
+    def preview_cvat_export(self, actor: Actor, req: ExportRequest) -> ExportPreview:
+        """What `start_cvat_export` would send, without sending anything: images, tasks, and the images with an
+        EXIF orientation (the export refuses them unless `req.exif` says what to do)."""
+        with self.app.catalog.session() as s:
+            plan = self._plan_export(s, actor, req)
+            return plan.preview
+
     def start_cvat_export(self, actor: Actor, req: ExportRequest) -> ExportStarted:
         """Freeze the filter snapshot (version + DSL + curation sequence → image ids), plan the tasks, queue the job."""
+        with self.app.catalog.session() as s:
+            plan = self._plan_export(s, actor, req)
+            if plan.preview.needs_exif_choice:
+                raise ExifChoiceNeeded(plan.preview.oriented, plan.preview.num_images)
+            v, conn, ids, parts, names = plan.version, plan.connection, plan.ids, plan.parts, plan.names
+            e = CvatExport(
+                created_by=actor.id, version_id=v.id, connection_id=conn.id, server_url=conn.url,
+                query=req.query or "", curation_seq=plan.seq, num_images=len(ids), project_name=req.project,
+                task_name=req.task_name, max_images_per_task=req.max_images_per_task, segment_size=req.segment_size,
+                image_quality=req.image_quality, preload_annotations=req.preload_annotations, status="QUEUED",
+                send_references=req.send_references, exif_remedy=req.exif if plan.preview.oriented else None,
+            )
+            s.add(e)
+            s.flush()
+            start = 0
+            for k, (name, part) in enumerate(zip(plan.preview.task_names, parts, strict=True)):
+                s.add(CvatExportTask(export_id=e.id, part=k, name=name, image_ids=part,
+                                     frame_names=names[start : start + len(part)]))
+                start += len(part)
+            s.add(AuditEntry(user_id=actor.id, action="cvat.export.start", target_type="version", target_id=v.id,
+                             details={"export_id": e.id, "server": conn.url, "query": req.query, "seq": plan.seq,
+                                      "images": len(ids), "tasks": len(parts), "project": req.project,
+                                      "references": req.send_references, "exif": e.exif_remedy}))
+            export_id = e.id
+        job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id,
+                               version_id=req.version_id)
+        with self.app.catalog.session() as s:
+            s.get(CvatExport, export_id).job_id = job_id
+        return ExportStarted(export_id, job_id, len(ids), len(parts))
+
+    def _plan_export(self, s: Session, actor: Actor, req: ExportRequest) -> _ExportPlan:
+        """Check the request and rights; the image ids, frame names and tasks the export would have."""
+        from dsgen_core.cvat_sync.orientation import REMEDIES
         from dsgen_core.cvat_sync.subset import frame_names, split_parts
         from dsgen_core.search import service
 
@@ -186,46 +242,30 @@ class CvatFacade:
         for what, value in (("project", req.project), ("task name", req.task_name)):
             if not NAME_RE.match(value or ""):
                 raise InvalidRequest(f"{what} {value!r}: use 1–100 letters, digits, spaces, '_', '-' or '.'")
+        if req.exif is not None and req.exif not in REMEDIES:
+            raise InvalidRequest(f"EXIF remedy {req.exif!r}: expected one of {', '.join(REMEDIES)}")
         engine = self._engine(actor, req.version_id)  # type: ignore[attr-defined] - CurationFacade; checks read
         ids = service.matching_ids(engine, req.query or "")
-        seq = engine.seq
         if not ids:
             raise InvalidRequest(f"the filter {req.query!r} matches no image of version {req.version_id}")
-        with self.app.catalog.session() as s:
-            v = self._load_version(s, req.version_id, actor, "viewer")
-            permissions.require_read(actor, v.group)
-            conn = self._connection(s, actor, req.connection)
-            if req.send_references:
-                names = self._share_references(engine, conn, ids)
-            else:
-                files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
-                names = frame_names([files[i] for i in ids])
-            parts = split_parts(ids, req.max_images_per_task)
-            e = CvatExport(
-                created_by=actor.id, version_id=v.id, connection_id=conn.id, server_url=conn.url,
-                query=req.query or "", curation_seq=seq, num_images=len(ids), project_name=req.project,
-                task_name=req.task_name, max_images_per_task=req.max_images_per_task, segment_size=req.segment_size,
-                image_quality=req.image_quality, preload_annotations=req.preload_annotations, status="QUEUED",
-                send_references=req.send_references,
-            )
-            s.add(e)
-            s.flush()
-            start = 0
-            for k, part in enumerate(parts):
-                name = req.task_name if len(parts) == 1 else f"{req.task_name}-{k + 1:03d}"
-                s.add(CvatExportTask(export_id=e.id, part=k, name=name, image_ids=part,
-                                     frame_names=names[start : start + len(part)]))
-                start += len(part)
-            s.add(AuditEntry(user_id=actor.id, action="cvat.export.start", target_type="version", target_id=v.id,
-                             details={"export_id": e.id, "server": conn.url, "query": req.query, "seq": seq,
-                                      "images": len(ids), "tasks": len(parts), "project": req.project,
-                                      "references": req.send_references}))
-            export_id = e.id
-        job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id,
-                               version_id=req.version_id)
-        with self.app.catalog.session() as s:
-            s.get(CvatExport, export_id).job_id = job_id
-        return ExportStarted(export_id, job_id, len(ids), len(parts))
+        v = self._load_version(s, req.version_id, actor, "viewer")
+        permissions.require_read(actor, v.group)
+        conn = self._connection(s, actor, req.connection)
+        if req.send_references:
+            names = self._share_references(engine, conn, ids)
+        else:
+            files = dict(engine.fetchall("SELECT image_id, file_name FROM images"))
+            names = frame_names([files[i] for i in ids])
+        chosen = set(ids)
+        oriented = [OrientedImage(int(i), str(f), int(o)) for i, f, o in engine.fetchall(
+            "SELECT image_id, file_name, exif_orientation FROM images WHERE exif_orientation BETWEEN 2 AND 8 "
+            "ORDER BY image_id") if i in chosen]
+        parts = split_parts(ids, req.max_images_per_task)
+        task_names = [req.task_name] if len(parts) == 1 else [f"{req.task_name}-{k + 1:03d}" for k in range(len(parts))]
+        preview = ExportPreview(version_id=v.id, connection=conn.name, num_images=len(ids), num_tasks=len(parts),
+                                task_names=task_names, oriented=oriented, exif=req.exif,
+                                send_references=req.send_references)
+        return _ExportPlan(preview, v, conn, ids, engine.seq, names, parts)
 
     def _share_references(self, engine: Any, conn: CvatConnection, ids: list[int]) -> list[str]:
         """Frame names of an export by reference: each image's path under the connection's share folder."""
@@ -243,21 +283,56 @@ class CvatFacade:
             raise InvalidRequest(f"cannot send references over CVAT connection {conn.name!r}: {exc}") from None
 
     def resume_cvat_export(self, actor: Actor, export_id: int) -> ExportStarted:
-        """Run a failed or cancelled export again: created tasks are continued, never created twice."""
+        """Run a failed or cancelled export again: created tasks are continued, never created twice.
+
+        A QUEUED or RUNNING export whose job went silent for the stale interval (its process was killed) is
+        taken over, as a worker would; while its job still shows signs of life, the error says when.
+        """
         with self.app.catalog.session() as s:
             e = self._export(s, actor, export_id)
-            if e.status not in ("FAILED", "CANCELLED"):
-                raise InvalidRequest(f"export {export_id} is {e.status}; only a failed or cancelled one resumes")
-            self._connection(s, actor, e.connection_id) if e.connection_id else None
-            e.status, e.error = "QUEUED", None
+            if e.status == "DONE":
+                raise InvalidRequest(f"export {export_id} is DONE: nothing to resume")
+            if e.connection_id:
+                self._connection(s, actor, e.connection_id)
+            status, job_id = e.status, e.job_id
             n_tasks = len(list(s.scalars(select(CvatExportTask.id).where(CvatExportTask.export_id == e.id))))
+            version_id, n = e.version_id, e.num_images
+        if status in ("QUEUED", "RUNNING") and job_id is not None and self._take_over(export_id, job_id):
+            return ExportStarted(export_id, job_id, n, n_tasks)
+        with self.app.catalog.session() as s:
+            e = self._export(s, actor, export_id)
+            e.status, e.error = "QUEUED", None
             s.add(AuditEntry(user_id=actor.id, action="cvat.export.resume", target_type="cvat_export",
                              target_id=e.id))
-            version_id, n = e.version_id, e.num_images
         job_id = queue.enqueue(self.app, cvat_jobs.EXPORT, {"export_id": export_id}, actor.id, version_id=version_id)
         with self.app.catalog.session() as s:
             s.get(CvatExport, export_id).job_id = job_id
         return ExportStarted(export_id, job_id, n, n_tasks)
+
+    def _take_over(self, export_id: int, job_id: int) -> bool:
+        """True when the export's own job is (again) queued for whoever follows it; False when it has ended and
+        a new job must resume the export; InvalidRequest while it still runs somewhere."""
+        from dsgen_core.catalog.models import Job, utcnow
+
+        with self.app.catalog.session() as s:
+            job = s.get(Job, job_id)
+            status, beat = (job.status, job.heartbeat_at) if job else (queue.FAILED, None)
+        if status == queue.QUEUED:
+            return True
+        if status != queue.RUNNING:
+            return False
+        stale = self.app.stale_seconds
+        silent = (utcnow() - beat).total_seconds() if beat else stale
+        if silent < stale:
+            raise InvalidRequest(
+                f"export {export_id} cannot be resumed yet: its job {job_id} is still running (last sign of life "
+                f"{silent:.0f} s ago). If the process running it was killed, the job counts as lost after {stale:.0f} "
+                f"s without a sign of life (DSGEN_JOB_STALE_SECONDS), in about {max(1, stale - silent):.0f} s: then "
+                "resume continues its tasks, and a running worker (`dsgen worker`) takes it over by itself. Follow "
+                f"it with `dsgen jobs show {job_id} --follow`.")
+        queue.recover_stale(self.app, stale)  # what every worker does: requeue it (or fail it, out of attempts)
+        with self.app.catalog.session() as s:
+            return s.get(Job, job_id).status == queue.QUEUED
 
     def _export(self, s: Session, actor: Actor, export_id: int) -> CvatExport:
         e = s.get(CvatExport, int(export_id))
@@ -354,8 +429,11 @@ class CvatFacade:
                                       "is_zero": diff.is_zero}))
         return PullPreview(pull_id, e.id, task_ids, e.version_id, group_name, split, diff)
 
-    def commit_pull(self, actor: Actor, pull_id: int) -> PullStarted:
-        """Reserve the next version of the source's group × split and queue the job that writes it."""
+    def commit_pull(self, actor: Actor, pull_id: int, *, even_if_unchanged: bool = False) -> PullStarted:
+        """Reserve the next version of the source's group × split and queue the job that writes it.
+
+        A pull whose diff is empty creates nothing (InvalidRequest) unless `even_if_unchanged`: then the new
+        version equals the source (same tables, same content hash)."""
         from dsgen_core.api import _next_version
 
         with self.app.catalog.session() as s:
@@ -366,6 +444,9 @@ class CvatFacade:
             permissions.require_edit(actor, g)
             if p.status != "PREVIEWED":
                 raise InvalidRequest(f"pull {pull_id} is {p.status}; preview again to pull anew")
+            if (p.summary or {}).get("is_zero") and not even_if_unchanged:
+                raise InvalidRequest(f"pull {pull_id}: nothing changed in CVAT, so no version was created (pass "
+                                     "even_if_unchanged=True to create an identical one anyway)")
             source = self._load_version(s, p.source_version_id, actor, "viewer")
             existing = list(s.scalars(select(DatasetVersion.version).where(
                 DatasetVersion.group_id == g.id, DatasetVersion.split == source.split)))

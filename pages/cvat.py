@@ -10,16 +10,38 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dsgen_core.cvat_sync.records import ExportRequest
+from dsgen_core.cvat_sync.records import ExportPreview, ExportRequest
 from pages._common import badge as _badge
 from pages._common import call, current_actor, fmt_time, get_api, run_caption, version_names
 
 FOLLOW_KEY = "cvat_follow_export"  # export id this session follows
 PREVIEW_KEY = "cvat_preview"  # the last PullPreview
+EXPORT_PREVIEW_KEY = "cvat_export_preview"  # the last ExportPreview
+MAX_CHANGES = 500  # rows of the pull preview's change table
+EXIF_CHOICES = {"": "ask me first", "rotate": "rotate: send upright, turn shapes", "as-is": "as-is: send unchanged"}
 
 
 def badge(status: str) -> str:
     return {"DONE": "🟢 DONE"}.get(status) or _badge(status)
+
+
+def show_export_preview(p: ExportPreview) -> None:
+    """What an export would send; a warning (and the choices) for images with an EXIF orientation."""
+    how = "file references" if p.send_references else "image bytes"
+    st.markdown(f"**Preview:** {p.num_images} images in {p.num_tasks} task(s) "
+                f"({', '.join(p.task_names[:5])}{', …' if p.num_tasks > 5 else ''}) as {how} over "
+                f"connection {p.connection!r}. Nothing was sent.")
+    if not p.oriented:
+        return
+    listed = ", ".join(map(str, p.oriented[:10])) + (f" and {len(p.oriented) - 10} more" if len(p.oriented) > 10
+                                                     else "")
+    text = f"{len(p.oriented)} image(s) carry an EXIF orientation, so CVAT shows them turned: {listed}."
+    if p.needs_exif_choice:
+        st.warning(text + " Choose **rotate** (send them upright, every shape turned with them) or **as-is** (send "
+                   "them unchanged) under *Images with an EXIF orientation*: without a choice the export is refused.")
+    else:
+        st.info(text + (" They go upright with their shapes turned." if p.exif == "rotate" else
+                        " They go unchanged, as chosen."))
 
 
 actor = current_actor()
@@ -83,7 +105,7 @@ with tab_export:
             max_images = c4.number_input("Max images per task", min_value=1, max_value=100_000, value=1000)
             segment = c5.number_input("Segment size (frames per job)", min_value=1, max_value=100_000, value=100)
             quality = c6.number_input("Image quality", min_value=1, max_value=100, value=95)
-            c7, c8 = st.columns(2)
+            c7, c8, c9 = st.columns(3)
             preload = c7.checkbox("Pre-load our annotations", value=True)
             shared = [c.name for c in conns if c.share_root]
             references = c8.checkbox(
@@ -91,15 +113,31 @@ with tab_export:
                 help="CVAT reads the images itself from its share (or cloud storage): for images stored under the "
                      "connection's share folder" + (f" ({', '.join(shared)})" if shared else
                                                     "; no connection has a share folder yet (tab Connections)"))
-            if st.form_submit_button("Export to CVAT", type="primary"):
-                started = call("start_cvat_export", ExportRequest(
-                    version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
-                    query=query, max_images_per_task=int(max_images), segment_size=int(segment),
-                    image_quality=int(quality), preload_annotations=preload, send_references=references))
+            exif = c9.selectbox(
+                "Images with an EXIF orientation", list(EXIF_CHOICES), format_func=EXIF_CHOICES.get,
+                help="CVAT shows such images turned while our boxes are in the stored pixels' coordinates. "
+                     "rotate: send them upright with every shape turned exactly with them (turned back on pull). "
+                     "as-is: send images and shapes unchanged (right when the annotations were made on the upright "
+                     "image). Without a choice, an export that has such images is refused.")
+            b1, b2 = st.columns([1, 5])
+            previewing = b1.form_submit_button("Preview")
+            exporting = b2.form_submit_button("Export to CVAT", type="primary")
+            req = ExportRequest(
+                version_id=labels[version_label], connection=conn_name, project=project, task_name=task_name,
+                query=query, max_images_per_task=int(max_images), segment_size=int(segment),
+                image_quality=int(quality), preload_annotations=preload, send_references=references,
+                exif=exif or None)
+            if previewing:
+                st.session_state[EXPORT_PREVIEW_KEY] = call("preview_cvat_export", req) or None
+            if exporting:
+                st.session_state.pop(EXPORT_PREVIEW_KEY, None)
+                started = call("start_cvat_export", req)
                 if started:
                     st.session_state[FOLLOW_KEY] = started.export_id
                     st.success(f"Export #{started.export_id} queued: {started.num_images} images in "
                                f"{started.num_tasks} task(s).")
+        if shown := st.session_state.get(EXPORT_PREVIEW_KEY):
+            show_export_preview(shown)
 
     @st.fragment(run_every="1s")
     def follow() -> None:
@@ -136,7 +174,7 @@ with tab_exports:
             "id": e.id, "status": badge(e.status), "version": names.get(e.version_id, f"#{e.version_id}"),
             "images": e.num_images, "sent as": "references" if e.send_references else "bytes",
             "query": e.query or "(all images)", "project": e.project_name,
-            "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id),
+            "tasks": ", ".join(str(t.task_id) for t in e.tasks if t.task_id) or f"none created ({len(e.tasks)} planned)",
             "first task": e.links[0] if e.links else None, "created": fmt_time(e.created_at),
             "error": e.error or "",
         } for e in exports]), hide_index=True, column_config={"first task": st.column_config.LinkColumn(
@@ -152,7 +190,10 @@ with tab_exports:
         if chosen.job_id and (job := call("get_job", chosen.job_id)):
             with st.expander("Log"):
                 st.code(job.log[-8000:] or "(empty)", language=None)
-        if chosen.status in ("FAILED", "CANCELLED") and st.button("Resume export", type="primary"):
+        if chosen.status in ("QUEUED", "RUNNING"):
+            st.caption("A running export whose process was killed is taken over by a worker (or by Resume) once its "
+                       "job has been silent for the stale interval (DSGEN_JOB_STALE_SECONDS, 30 s by default).")
+        if chosen.status != "DONE" and st.button("Resume export", type="primary"):
             if started := call("resume_cvat_export", chosen.id):
                 st.session_state[FOLLOW_KEY] = chosen.id
                 st.success(f"Export #{chosen.id} resumed (job {started.job_id}); created tasks are continued.")
@@ -184,17 +225,31 @@ with tab_pull:
             st.markdown(f"- class renamed: **{old} → {new}**")
         for name in d.classes_added:
             st.markdown(f"- class added: **{name}**")
+        if d.images_deleted:
+            st.warning(f"{len(d.images_deleted)} image(s) deleted in CVAT: {', '.join(d.images_deleted[:20])}"
+                       f"{' …' if len(d.images_deleted) > 20 else ''}. The new version leaves them out, with their "
+                       f"{d.annotations_of_deleted} annotation(s).")
         if d.images_not_matched:
             st.warning(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:20])}")
         if d.images_missing:
             st.warning(f"{len(d.images_missing)} exported image(s) are gone from CVAT: {', '.join(d.images_missing[:20])}")
+        if d.frames_resized:
+            st.info(f"{d.frames_resized} frame(s) have another size in CVAT (it applied their EXIF orientation); "
+                    "our sizes are kept.")
         if d.changes:
             st.dataframe(pd.DataFrame([{"image": c.file_name, "change": c.change, "class": c.category,
-                                        "detail": c.detail} for c in d.changes[:500]]), hide_index=True)
-        elif d.is_zero:
-            st.success("No changes: the new version would equal the exported one.")
-        if st.button(f"Create new version of {preview.group} / {preview.split}", type="primary"):
-            if started := call("commit_pull", preview.pull_id):
+                                        "detail": c.detail} for c in d.changes[:MAX_CHANGES]]), hide_index=True)
+            if len(d.changes) > MAX_CHANGES:
+                st.caption(f"… and {len(d.changes) - MAX_CHANGES} more change(s): `dsgen cvat pull … --dry-run --all` "
+                           "lists every one.")
+        unchanged_ok = True
+        if d.is_zero:
+            st.success("Nothing changed: CVAT has the annotations as they were exported, so no new version is "
+                       "needed.")
+            unchanged_ok = st.checkbox("Create an identical version anyway")
+        if st.button(f"Create new version of {preview.group} / {preview.split}", type="primary",
+                     disabled=not unchanged_ok):
+            if started := call("commit_pull", preview.pull_id, even_if_unchanged=d.is_zero):
                 with st.spinner("Writing the new version …"):
                     deadline = time.monotonic() + 120
                     while (job := call("get_job", started.job_id)) and not job.finished and time.monotonic() < deadline:

@@ -10,12 +10,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
 from cvat_fake.server import free_port
-from test_cvat_sync_support import capi, import_on_share, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import (  # noqa: F401
+    capi,
+    import_on_share,
+    import_version,
+    kill_when,
+    oriented_export,
+    sample_export,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,6 +120,8 @@ def test_export_by_query_list_and_pull_back(cli, capi, fake_cvat, sample_export)
                       "--project", "cars relabel", "--task-name", "batch", "--max-images", "4",
                       "--segment-size", "2", "--quality", "80")
     assert "7 images in 2 task(s)" in exported.stdout
+    creating = [line for line in exported.stderr.replace("\r", "\n").splitlines() if line.startswith("creating tasks")]
+    assert creating and "2/2" in creating[-1] and "task/s" in creating[-1] and "img" not in creating[-1]
     task_ids = _task_ids(exported.stdout)
     assert len(task_ids) == 2
     assert f"{fake_cvat.url}/tasks/{task_ids[0]}" in exported.stdout
@@ -121,7 +131,7 @@ def test_export_by_query_list_and_pull_back(cli, capi, fake_cvat, sample_export)
 
     listed = cli.ok("cvat", "exports").stdout
     assert "DONE" in listed and "7 images" in listed and "'tag:relabel'" in listed
-    assert str(task_ids) in listed
+    assert f"tasks: {', '.join(map(str, task_ids))}" in listed
 
     # someone relabels in CVAT: move a box; the dry run shows the diff and writes nothing
     shape = next(s for s in fake_cvat.shapes(task_ids[0]) if s.type == "rectangle")
@@ -158,7 +168,7 @@ def test_failed_export_reports_and_resumes_from_the_cli(cli, capi, fake_cvat, sa
     assert f"export {export_id} resumed" in resumed.stdout
     assert len(fake_cvat.tasks()) == 1 and fake_cvat.tasks()[0]["size"] == 12  # the same task, no duplicate
     assert _task_ids(resumed.stdout) == [fake_cvat.tasks()[0]["id"]]
-    cli.fails("cvat", "resume", str(export_id), match="only a failed or cancelled one resumes")
+    cli.fails("cvat", "resume", str(export_id), match=f"export {export_id} is DONE: nothing to resume")
 
 
 def test_bad_input_gets_clear_errors(cli, capi, fake_cvat, sample_export):  # noqa: F811
@@ -205,7 +215,7 @@ def test_connections_are_per_user_and_tokens_stay_hidden(cli, capi, fake_cvat, s
     out = cli.ok("cvat", "export", str(vid), "--connection", "mine", "--project", "p", "--task-name", "t",
                  token=bob).stdout
     (tid,) = _task_ids(out)
-    assert f"[{tid}]" in cli.ok("cvat", "exports", token=bob).stdout
+    assert f"tasks: {tid}" in cli.ok("cvat", "exports", token=bob).stdout
     cli.fails("cvat", "pull", str(tid), "--into", "cars", "--yes", token=bob, match="error: ")  # viewer only
     cli.fails("cvat", "export", str(vid), "--connection", "mine", "--project", "p", "--task-name", "t",
               token="not-a-token", match="expired or was revoked")
@@ -228,3 +238,93 @@ def test_export_by_reference_from_the_cli(cli, capi, make_fake, sample_export, t
     assert "12 images in 1 task(s)" in exported.stdout
     assert fake.tasks()[0]["size"] == 12 and fake.tasks()[0]["frames"][0].startswith("cam3/")
     assert "12 images by reference" in cli.ok("cvat", "exports").stdout
+
+
+def test_exif_oriented_images_need_a_choice_from_the_cli(cli, capi, fake_cvat, oriented_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, oriented_export, group="phone")
+    _connect(cli, fake_cvat)
+    base = ["cvat", "export", str(vid), "--connection", "fake", "--project", "p", "--task-name", "t"]
+    dry = cli(*base, "--dry-run")
+    assert dry.returncode == 1 and "dry run: 12 images in 1 task(s) (t) as image bytes" in dry.stdout
+    assert "3 image(s) carry an EXIF orientation" in dry.stdout and "turned 90° clockwise" in dry.stdout
+    assert "--exif rotate" in dry.stderr
+    cli.fails(*base, match="choose with --exif rotate or --exif as-is")
+    assert fake_cvat.tasks() == [] and "nothing sent" in dry.stdout
+    assert "they go upright" in cli.ok(*base, "--exif", "rotate", "--dry-run").stdout
+    out = cli.ok(*base, "--exif", "rotate").stdout
+    assert len(_task_ids(out)) == 1 and fake_cvat.tasks()[0]["size"] == 12
+
+
+def test_pull_preview_lists_all_changes_and_a_zero_diff_creates_nothing(cli, capi, fake_cvat, sample_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    _connect(cli, fake_cvat)
+    (tid,) = _task_ids(cli.ok("cvat", "export", str(vid), "--connection", "fake", "--project", "p",
+                              "--task-name", "t").stdout)
+    versions = len(capi.get_group(admin, "cars").versions)
+    same = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--yes")
+    assert "nothing changed" in same.stdout and "no version created" in same.stdout
+    assert len(capi.get_group(admin, "cars").versions) == versions
+    forced = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--yes", "--even-if-unchanged")
+    assert "READY: cars/train v1.1.0" in forced.stdout
+    frame = fake_cvat.task(tid).frames[0].name
+    label = fake_cvat.labels(tid)[0].name
+    for k in range(37):  # an annotator adds 37 boxes
+        fake_cvat.add_box(tid, frame, label, (1.0 + k, 2.0, 5.0, 4.0))
+    dry = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--dry-run").stdout
+    assert "+37 added" in dry
+    assert len([line for line in dry.splitlines() if line.startswith("  added")]) == 30
+    assert "… and 7 more change(s)" in dry and "--all" in dry
+    every = cli.ok("cvat", "pull", str(tid), "--into", "cars", "--dry-run", "--all").stdout
+    assert len([line for line in every.splitlines() if line.startswith("  added")]) == 37
+    assert "more change(s)" not in every
+
+
+def test_killed_cli_export_is_taken_over_after_the_stale_interval(cli, capi, make_fake, sample_export):  # noqa: F811
+    """`dsgen cvat export` runs the job itself when no worker is up; killed mid-upload, the export stays RUNNING.
+    `resume` says when it can take over (the stale interval), then continues the same task."""
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    env = {"DSGEN_JOB_STALE_SECONDS": "2", "DSGEN_HEARTBEAT_SECONDS": "0.2", "DSGEN_CVAT_MAX_FILES": "2",
+           "DSGEN_CVAT_UPLOAD_CONNECTIONS": "1"}  # batches one after another: a window to kill in
+    fake = make_fake(max_files_per_request=2)
+    cli.secrets.append(fake.password)
+    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.5, times=-1)
+    _connect(cli, fake)
+    full = {k: v for k, v in os.environ.items() if k not in ("DSGEN_TOKEN", "DSGEN_CVAT_SECRET")} | env
+    proc = subprocess.Popen([sys.executable, "-m", "dsgen_core.cli", "cvat", "export", str(vid), "--connection",
+                             "fake", "--project", "p", "--task-name", "killed"], cwd=ROOT, env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    def uploading() -> bool:
+        exports = capi.list_cvat_exports(admin)
+        job = capi.get_job(admin, exports[0].job_id) if exports and exports[0].job_id else None
+        return bool(job and "uploading images" in job.stage and job.processed >= 1)
+
+    kill_when(proc, uploading, "the export's upload")
+    (export,) = capi.list_cvat_exports(admin)
+    assert export.status == "RUNNING" and fake.tasks()[0]["size"] == 0
+    # the stale interval is the taking-over process's setting: a long one first (however slow this CLI starts)
+    early = cli.fails("cvat", "resume", str(export.id), env={**env, "DSGEN_JOB_STALE_SECONDS": "600"},
+                      match="DSGEN_JOB_STALE_SECONDS")
+    assert f"job {export.job_id} is still running" in early.stderr and "dsgen worker" in early.stderr
+    time.sleep(2.5)  # the killed process's job is now silent for longer than the stale interval of 2 s
+    slow.times = 0
+    resumed = cli.ok("cvat", "resume", str(export.id), env=env)
+    assert f"export {export.id} resumed: job {export.job_id}" in resumed.stdout  # the same job, taken over
+    assert [t["size"] for t in fake.tasks()] == [12] and len(fake.requests("POST", r"^/api/tasks/?$")) == 1
+    assert capi.get_cvat_export(admin, export.id).status == "DONE"
+    cli.fails("cvat", "resume", str(export.id), match=f"export {export.id} is DONE: nothing to resume")
+
+
+def test_exports_list_says_which_tasks_exist(cli, capi, make_fake, sample_export):  # noqa: F811
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    down = make_fake()
+    cli.secrets.append(down.password)
+    _connect(cli, down, "down")
+    down.stop()
+    cli.fails("cvat", "export", str(vid), "--connection", "down", "--project", "p", "--task-name", "t",
+              "--max-images", "5", match="export FAILED")
+    listed = cli.ok("cvat", "exports").stdout
+    assert "FAILED" in listed and "tasks: none created (3 planned)" in listed and "None" not in listed

@@ -17,6 +17,7 @@ from dsgen_core.cvat import (
     CvatClient,
     CvatError,
     CvatLabelMismatch,
+    CvatNotAcceptable,
     CvatRequestFailed,
     CvatTaskDeleted,
     CvatUnavailable,
@@ -39,6 +40,23 @@ def test_wrong_url(fake_cvat: FakeCvat) -> None:  # noqa: F811
         CvatClient.connect("ftp://127.0.0.1/", creds)
     with pytest.raises(CvatWrongUrl, match="not in the URL"):
         CvatClient.connect(f"http://u:{fake_cvat.password}@127.0.0.1:{fake_cvat.port}", creds)
+
+
+def test_accept_header_and_a_406_reported_as_what_it_is(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """CVAT serves only application/vnd.cvat+json; a 406 is a client problem, never "not a CVAT server"."""
+    with client_for(fake_cvat) as client:
+        client.list_tasks()
+    assert fake_cvat.log and {r.headers.get("Accept") for r in fake_cvat.log} == {"application/vnd.cvat+json"}
+    refused = {"detail": "Could not satisfy the request Accept header."}
+    fake_cvat.fail(path="/api/server/about", status=406, body=refused)
+    with pytest.raises(CvatNotAcceptable, match=r"HTTP 406.*Could not satisfy the request Accept header.*"
+                                                r"not a wrong URL") as err:
+        client_for(fake_cvat)
+    assert err.value.status == 406 and not isinstance(err.value, CvatWrongUrl)
+    with client_for(fake_cvat) as client:
+        fake_cvat.fail(path="/api/tasks$", status=406, body=refused)
+        with pytest.raises(CvatNotAcceptable, match="list tasks.*HTTP 406"):
+            client.list_tasks()
 
 
 def test_cvat_down() -> None:

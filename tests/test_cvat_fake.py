@@ -1,4 +1,4 @@
-"""The fake CVAT itself, driven with plain httpx: it must behave as ../shared/CVAT_API.md says."""
+"""The fake CVAT itself, driven with plain httpx: it must behave as real CVAT does (docs/cvat.md, "The fake CVAT")."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _jpeg(seed: int = 0) -> bytes:
 
 
 def _session(fake: FakeCvat) -> httpx.Client:
-    """Token auth, no cookies kept."""
-    http = httpx.Client(base_url=fake.url)
+    """Token auth, no cookies kept (a generous timeout: the machine running the suite is shared)."""
+    http = httpx.Client(base_url=fake.url, timeout=30.0)
     key = http.post("/api/auth/login", json={"username": fake.username, "password": fake.password}).json()["key"]
     http.cookies.clear()
     http.headers["Authorization"] = f"Token {key}"
@@ -99,13 +99,17 @@ def test_multi_request_upload_protocol(make_fake) -> None:  # noqa: F811
     tid = _task(http)
     url = f"/api/tasks/{tid}/data/"
     assert http.post(url, headers={"Upload-Start": "true"}).status_code == 202
+    quality = {"image_quality": "70"}
+    # every batch goes through CVAT's data serializer: without image_quality it is refused and stores nothing
+    r = http.post(url, files={"client_files[0]": ("z.jpg", _jpeg(9))}, headers={"Upload-Multiple": "true"})
+    assert (r.status_code, r.json()) == (400, {"image_quality": ["This field is required."]})
     for names in (["c.jpg", "a.jpg"], ["b.jpg"]):
         files = {f"client_files[{i}]": (n, _jpeg(i)) for i, n in enumerate(names)}
-        assert http.post(url, files=files, headers={"Upload-Multiple": "true"}).status_code == 200
+        assert http.post(url, data=quality, files=files, headers={"Upload-Multiple": "true"}).status_code == 200
     three = {f"client_files[{i}]": (f"x{i}.jpg", _jpeg(i)) for i in range(3)}
-    assert http.post(url, files=three, headers={"Upload-Multiple": "true"}).status_code == 400  # too many files
+    assert http.post(url, data=quality, files=three, headers={"Upload-Multiple": "true"}).status_code == 400
     huge = {"client_files[0]": ("h.jpg", b"x" * 60_000)}
-    assert http.post(url, files=huge, headers={"Upload-Multiple": "true"}).status_code == 413  # proxy limit
+    assert http.post(url, data=quality, files=huge, headers={"Upload-Multiple": "true"}).status_code == 413
     # the refused requests left nothing behind: the uploaded set is still c, a, b
     bad = {"image_quality": 70, "sorting_method": "predefined", "upload_file_order": ["a.jpg"]}
     assert http.post(url, json=bad, headers={"Upload-Finish": "true"}).status_code == 400
@@ -115,8 +119,8 @@ def test_multi_request_upload_protocol(make_fake) -> None:  # noqa: F811
     assert _poll(http, r.json()["rq_id"])[-1] == "finished"
     assert fake.tasks()[0]["frames"] == ["b.jpg", "c.jpg", "a.jpg"]
     recorded = fake.requests("POST", "/data/$")
-    assert [r.status for r in recorded] == [202, 200, 200, 400, 413, 400, 202]
-    assert [r.files for r in recorded[:3]] == [0, 2, 1] and recorded[0].headers.get("Upload-Start") == "true"
+    assert [r.status for r in recorded] == [202, 400, 200, 200, 400, 413, 400, 202]
+    assert [r.files for r in recorded[:4]] == [0, 1, 2, 1] and recorded[0].headers.get("Upload-Start") == "true"
 
 
 def _coco(name: str) -> bytes:
@@ -220,3 +224,138 @@ def test_tasks_need_labels_or_project_and_lists_paginate(fake_cvat: FakeCvat) ->
     page = http.get("/api/tasks").json()
     assert page["count"] == 12 and len(page["results"]) == 10 and page["next"]
     assert http.get(page["next"]).json()["next"] is None
+
+
+CVAT_JSON = "application/vnd.cvat+json"
+
+
+def test_content_negotiation_406_on_every_endpoint(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """CVAT's only renderer is application/vnd.cvat+json: `Accept: application/json` alone is refused (406,
+    before authentication), on /api/server/about too; responses say application/vnd.cvat+json."""
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)
+    rq_id = http.post(f"/api/tasks/{tid}/dataset/export", params={"format": "COCO 1.0"}).json()["rq_id"]
+    _poll(http, rq_id)
+    result_url = http.get(f"/api/requests/{quote(rq_id, safe='')}").json()["result_url"]
+    endpoints = [("GET", "/api/server/about"), ("POST", "/api/auth/login"), ("GET", "/api/users/self"),
+                 ("GET", "/api/tasks"), ("GET", f"/api/tasks/{tid}"), ("GET", "/api/labels"),
+                 ("GET", f"/api/tasks/{tid}/data/meta"), ("POST", f"/api/tasks/{tid}/dataset/export"),
+                 ("GET", f"/api/requests/{quote(rq_id, safe='')}"), ("GET", result_url)]
+    refused = {"detail": "Could not satisfy the request Accept header."}
+    for method, url in endpoints:
+        for anon in (False, True):  # negotiation comes before authentication: 406, not 401
+            client = httpx.Client(base_url=fake_cvat.url) if anon else http
+            r = client.request(method, url, headers={"Accept": "application/json"})
+            assert (r.status_code, r.json()) == (406, refused), (method, url, anon)
+            assert r.headers["Content-Type"] == CVAT_JSON
+    for accept in (CVAT_JSON, f"{CVAT_JSON}; version=2.0", "*/*", "application/*", f"application/json, {CVAT_JSON}"):
+        r = http.get(f"/api/tasks/{tid}", headers={"Accept": accept})
+        assert r.status_code == 200 and r.headers["Content-Type"] == CVAT_JSON, accept
+        assert r.json()["id"] == tid
+    no_accept = httpx.Client(base_url=fake_cvat.url, headers={"Accept": ""})
+    assert no_accept.get("/api/server/about").status_code == 200
+    r = http.get("/api/server/about", headers={"Accept": f"{CVAT_JSON}; version=1.0"})
+    assert (r.status_code, r.json()) == (406, {"detail": 'Invalid version in "Accept" header.'})
+    assert http.get("/api/server/about", headers={"Accept": "text/html"}).status_code == 406
+
+
+def test_label_rename_by_patch(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)
+    r = http.post(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                  files={"annotation_file": ("a.json", _coco("a.jpg"))}) if fake_cvat.at_least(2, 38) else \
+        http.put(f"/api/tasks/{tid}/annotations", params={"format": "COCO 1.0"},
+                 files={"annotation_file": ("a.json", _coco("a.jpg"))})
+    _poll(http, r.json()["rq_id"])
+    (label,) = http.get("/api/labels", params={"task_id": tid}).json()["results"]
+    assert http.patch(f"/api/labels/{label['id']}", json={"name": ""}).status_code == 400
+    r = http.patch(f"/api/labels/{label['id']}", json={"name": "automobile"})
+    assert r.status_code == 200 and r.json()["name"] == "automobile"
+    assert http.get(f"/api/labels/{label['id']}").json()["name"] == "automobile"
+    assert http.patch("/api/labels/999", json={"name": "x"}).status_code == 404
+    doc = fake_cvat.annotations(tid)
+    assert [c["name"] for c in doc["categories"]] == ["automobile"] and len(doc["annotations"]) == 1
+
+
+def _import(http: httpx.Client, fake: FakeCvat, tid: int, doc: dict) -> None:
+    files = {"annotation_file": ("a.json", json.dumps(doc).encode())}
+    r = (http.post if fake.at_least(2, 38) else http.put)(f"/api/tasks/{tid}/annotations",
+                                                          params={"format": "COCO 1.0"}, files=files)
+    assert _poll(http, r.json()["rq_id"])[-1] == "finished"
+
+
+def test_coordinates_are_rounded_and_area_is_the_raster_pixel_count(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """CVAT rounds shape points to 2 decimals on import and bboxes on export; its COCO `area` is the pixel count
+    of the rasterised shape; a second round trip of the rounded values is exact."""
+    from pycocotools import mask as mask_utils
+
+    http = _session(fake_cvat)
+    tid = _task_with_image(http)  # one 32 x 24 frame
+    poly = [1.123456, 2.987654, 20.0, 2.5, 20.25, 19.995, 1.5, 21.004999]
+    doc = json.loads(_coco("a.jpg"))
+    doc["annotations"] = [
+        dict(doc["annotations"][0], bbox=[3.33333333, 4.44444444, 16.03, 13.72]),
+        dict(doc["annotations"][0], id=2, segmentation=[poly], bbox=[1.0, 2.0, 19.0, 19.0]),
+    ]
+    _import(http, fake_cvat, tid, doc)
+    box, polygon = fake_cvat.annotations(tid)["annotations"]
+    assert box["bbox"] == [3.33, 4.44, 16.03, 13.72]
+    corners = [[3.33, 4.44, 19.36, 4.44, 19.36, 18.16, 3.33, 18.16]]
+    raster = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(corners, 24, 32))))
+    assert box["area"] == raster == 224.0 and box["area"] != pytest.approx(16.03 * 13.72)  # pixels, not w * h
+    assert polygon["segmentation"] == [[1.12, 2.99, 20.0, 2.5, 20.25, 20.0, 1.5, 21.0]]
+    assert polygon["bbox"] == [1.12, 2.5, 19.13, 18.5]
+    expected = mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polygon["segmentation"], 24, 32)))
+    assert polygon["area"] == float(expected)
+    again = fake_cvat.annotations(tid)
+    _import(http, fake_cvat, tid, again)
+    assert fake_cvat.annotations(tid)["annotations"] == again["annotations"]  # rounded values are stable
+
+
+def _oriented_jpeg(w: int, h: int, orientation: int) -> bytes:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (w, h), (200, 30, 30)).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_exif_orientation_is_applied_to_the_frames_it_builds(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """An image stored as 48 x 27 with orientation 6 becomes a 27 x 48 frame (data/meta and the COCO export say
+    so), while the boxes sent stay in the coordinates they were sent in."""
+    http = _session(fake_cvat)
+    tid = _task(http)
+    files = {"client_files[0]": ("turned.jpg", _oriented_jpeg(48, 27, 6)),
+             "client_files[1]": ("flipped.jpg", _oriented_jpeg(48, 27, 3)),
+             "client_files[2]": ("plain.jpg", _oriented_jpeg(48, 27, 1))}
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70", "sorting_method": "predefined"})
+    assert _poll(http, r.json()["rq_id"])[-1] == "finished"
+    meta = http.get(f"/api/tasks/{tid}/data/meta").json()
+    assert [(f["name"], f["width"], f["height"]) for f in meta["frames"]] == [
+        ("turned.jpg", 27, 48), ("flipped.jpg", 48, 27), ("plain.jpg", 48, 27)]
+    assert meta["size"] == 3 and meta["deleted_frames"] == []
+    doc = json.loads(_coco("turned.jpg"))
+    doc["images"][0].update(width=48, height=27)
+    _import(http, fake_cvat, tid, doc)
+    exported = fake_cvat.annotations(tid)
+    assert [(i["width"], i["height"]) for i in exported["images"]] == [(27, 48), (48, 27), (48, 27)]
+    assert exported["annotations"][0]["bbox"] == [1.5, 2.0, 3.0, 4.0]  # not turned with the frame
+
+
+def test_deleted_frames_are_hidden_but_still_exported(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    http = _session(fake_cvat)
+    tid = _task(http)
+    files = {f"client_files[{i}]": (f"f{i}.jpg", _jpeg(i)) for i in range(4)}
+    r = http.post(f"/api/tasks/{tid}/data", files=files, data={"image_quality": "70", "sorting_method": "predefined"})
+    _poll(http, r.json()["rq_id"])
+    doc = json.loads(_coco("f3.jpg"))
+    _import(http, fake_cvat, tid, doc)
+    for bad in ({"deleted_frames": [4]}, {"deleted_frames": "0"}, {"deleted_frames": [True]}):
+        assert http.patch(f"/api/tasks/{tid}/data/meta", json=bad).status_code == 400
+    r = http.patch(f"/api/tasks/{tid}/data/meta", json={"deleted_frames": [3, 0, 3]})
+    assert r.status_code == 200 and r.json()["deleted_frames"] == [0, 3]
+    assert http.get(f"/api/tasks/{tid}/data/meta").json()["deleted_frames"] == [0, 3]
+    exported = fake_cvat.annotations(tid)  # CVAT 2.23's COCO export still lists them, with their shapes
+    assert [i["file_name"] for i in exported["images"]] == ["f0.jpg", "f1.jpg", "f2.jpg", "f3.jpg"]
+    assert len(exported["annotations"]) == 1 and exported["annotations"][0]["image_id"] == 4
+    assert http.patch(f"/api/tasks/{tid}/data/meta", json={"deleted_frames": []}).json()["deleted_frames"] == []

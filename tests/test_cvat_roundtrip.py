@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cvat_fake import FakeCvat
 from cvat_fake.fixtures import client_for, fake_cvat, load_doc, make_fake, small_export  # noqa: F401
+from pycocotools import mask as mask_utils
 
 from dsgen_core.cvat import (
     AttributeSpec,
@@ -21,7 +22,7 @@ from dsgen_core.cvat import (
     labels_from_coco,
 )
 
-# One release per API variant of CVAT_API.md: before/after 2.32 (legacy GET export gone), 2.38 (PUT import
+# One release per API variant (docs/cvat.md, "Versions"): before/after 2.32 (legacy GET export gone), 2.38 (PUT import
 # → POST), 2.48 (personal access tokens), 2.7x (rq ids like "action=create&target=task&target_id=2").
 VERSIONS = ["2.16.0", "2.23.1", "2.31.2", "2.32.0", "2.37.0", "2.38.0", "2.48.1", "2.72.0"]
 
@@ -69,16 +70,51 @@ def _comparable(doc: dict[str, Any]) -> dict[str, list[tuple]]:
     return out
 
 
+ROUNDING = 0.005 + 1e-9  # CVAT rounds shape points on import and bboxes on export to 2 decimals
+
+
+def _near(got: list[float], want: list[float]) -> bool:
+    return len(got) == len(want) and all(abs(g - w) <= ROUNDING for g, w in zip(got, want, strict=True))
+
+
+def _corners(b: list[float]) -> list[float]:
+    return [b[0], b[1], b[0] + b[2], b[1] + b[3]]
+
+
 def assert_same_annotations(exported: dict[str, Any], uploaded: dict[str, Any]) -> None:
+    """Equal labels, kinds and attributes; coordinates within CVAT's 2-decimal rounding (polygon points and box
+    corners: CVAT stores a box as corners and exports w = x2 - x1), masks exactly."""
     got, want = _comparable(exported), _comparable(uploaded)
     assert got.keys() == want.keys()
     for name in want:
         assert len(got[name]) == len(want[name]), name
-        for g, w in zip(got[name], want[name], strict=True):
-            assert g[:4] == w[:4], (name, g, w)
-            # CVAT stores a box as corners and exports w = x2 - x1: equal up to float rounding, never rounded
-            assert all(math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12) for x, y in zip(g[4], w[4], strict=True)), (
-                name, g[4], w[4])
+        for g, w in _pairs(got[name], want[name]):
+            assert (g[0], g[2], g[3]) == (w[0], w[2], w[3]), (name, g, w)
+            seg_g, seg_w = json.loads(g[1]), json.loads(w[1])
+            if isinstance(seg_w, dict):
+                assert seg_g == seg_w or mask_utils.decode(_rle(seg_g)).tolist() == mask_utils.decode(
+                    _rle(seg_w)).tolist(), name
+            else:
+                assert len(seg_g) == len(seg_w) and all(_near(a, b) for a, b in zip(seg_g, seg_w, strict=True)), (
+                    name, seg_g, seg_w)
+            assert _near(_corners(g[4]), _corners(w[4])), (name, g[4], w[4])
+            assert math.isclose(g[4][2], w[4][2], abs_tol=2 * ROUNDING), (name, g[4], w[4])
+
+
+def _pairs(got: list[tuple], want: list[tuple]) -> list[tuple[tuple, tuple]]:
+    """Each wanted annotation with the nearest exported one of the same label and attributes."""
+    left, out = list(got), []
+    for w in want:
+        same = [g for g in left if (g[0], g[3]) == (w[0], w[3])] or left
+        g = min(same, key=lambda g: max(abs(a - b) for a, b in zip(_corners(g[4]), _corners(w[4]), strict=True)))
+        left.remove(g)
+        out.append((g, w))
+    return out
+
+
+def _rle(seg: dict[str, Any]) -> dict[str, Any]:
+    h, w = seg["size"]
+    return mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -212,3 +248,45 @@ def test_lists_are_paginated_and_filtered(fake_cvat: FakeCvat) -> None:  # noqa:
         assert [t.id for t in client.list_tasks(name="task-007")] == [ids[7]]
         assert client.get_task(ids[0]).url.endswith(f"/tasks/{ids[0]}")
         assert client.delete_task(ids[0]) and not client.delete_task(ids[0])
+
+
+def _tiny_jpeg(i: int, pad: int = 0) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (i * 7 % 255, 40, 90)).save(out, "JPEG", quality=80)
+    return out.getvalue() + b"\0" * pad  # JPEG readers stop at EOI: padding only makes files bigger
+
+
+def test_more_than_one_batch_each_with_image_quality(fake_cvat: FakeCvat) -> None:  # noqa: F811
+    """Over 100 images (the default per-request bound): several Upload-Multiple batches, each checked by
+    CVAT's data serializer, so each carries image_quality."""
+    files = [UploadFile(f"f{i:03d}.jpg", data=_tiny_jpeg(i)) for i in range(230)]
+    with client_for(fake_cvat) as client:
+        task = client.create_task("many", labels=[LabelSpec("car")], segment_size=100)
+        report = client.upload_images(task.id, files, image_quality=77)
+        assert client.get_task(task.id).size == 230
+    batches = [r for r in fake_cvat.requests("POST", r"/data/$") if "Upload-Multiple" in r.headers]
+    assert sorted(r.files for r in batches) == [30, 100, 100] and {r.status for r in batches} == {200}
+    assert len(report.request_sizes) == 3
+    assert fake_cvat.task(task.id).image_quality == 77 and list(fake_cvat.uploaded_files(task.id)) == [
+        f.name for f in files]
+
+
+def test_batch_bound_counts_the_form_fields(make_fake) -> None:  # noqa: F811
+    """Files sized so that three fill the bound exactly without the batch's form fields: with them, a batch
+    of three would be over a proxy's limit (413), so batches of two go."""
+    from dsgen_core.cvat.multipart import MultipartBody
+
+    files = [UploadFile(f"g{i}.jpg", data=_tiny_jpeg(i, pad=3000 - len(_tiny_jpeg(i)))) for i in range(7)]
+    bound = MultipartBody([], [(f"client_files[{k}]", f) for k, f in enumerate(files[:3])]).size
+    fake = make_fake(max_body_bytes=bound)
+    with client_for(fake, max_request_bytes=bound) as client:
+        task = client.create_task("bound", labels=[LabelSpec("car")], segment_size=10)
+        report = client.upload_images(task.id, files, image_quality=70)
+        assert client.get_task(task.id).size == 7
+    batches = [r for r in fake.requests("POST", r"/data/$") if "Upload-Multiple" in r.headers]
+    assert {r.status for r in batches} == {200} and max(r.body_bytes for r in batches) <= bound
+    assert sorted(r.files for r in batches) == [1, 2, 2, 2] and max(report.request_sizes) <= bound

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cvat_fake.fixtures import fake_cvat, make_fake  # noqa: F401
-from test_cvat_sync_support import capi, connect, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, connect, import_version, kill_when, sample_export  # noqa: F401
 
 from dsgen_core.cvat import CvatAuthError, CvatTaskDeleted, CvatWrongUrl
 from dsgen_core.cvat_sync.records import ExportRequest
@@ -58,29 +57,20 @@ def _worker(env: dict[str, str]) -> subprocess.Popen:
 
 def test_worker_killed_mid_upload_resumes_same_tasks(capi, make_fake, sample_export, monkeypatch):  # noqa: F811
     monkeypatch.setenv("DSGEN_CVAT_MAX_FILES", "2")
+    monkeypatch.setenv("DSGEN_CVAT_UPLOAD_CONNECTIONS", "1")  # batches one after another: a window to kill in
     admin = capi.default_actor
     vid = import_version(capi, admin, sample_export)
     fake = make_fake(max_files_per_request=2)  # several requests per task
-    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.3, times=-1)  # uploads take a while
+    slow = fake.fail(method="POST", path=r"/data/?$", delay=0.5, times=-1)  # uploads take a while
     conn = connect(capi, admin, fake)
     started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=6))
     env = {**os.environ}
-    worker = _worker(env)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            info = capi.get_job(admin, started.job_id)
-            if "uploading images (task 2/2)" in info.stage and info.processed >= 1:
-                break
-            assert info.status in ("QUEUED", "RUNNING"), info.error
-            time.sleep(0.05)
-        else:
-            pytest.fail("the job never reached the second upload")
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    def second_upload() -> bool:
+        info = capi.get_job(admin, started.job_id)
+        assert info.status in ("QUEUED", "RUNNING"), info.error
+        return "uploading images (task 2/2)" in info.stage and info.processed >= 1
+
+    kill_when(_worker(env), second_upload, "the second upload", timeout=30)
     assert len(fake.tasks()) == 2 and fake.tasks()[1]["size"] == 0  # killed mid-upload of task 2
     slow.times = 0
     worker = _worker(env)
@@ -220,3 +210,52 @@ def test_permissions_and_own_connections(capi, fake_cvat, sample_export):  # noq
         capi.preview_pull(bob, tid, into="cars")  # a viewer may not pull into the group
     capi.grant(admin, "cars", "bob", "editor")
     assert capi.preview_pull(bob, tid, into="cars").diff.is_zero
+
+
+def test_an_export_job_asks_cvat_only_what_it_does_not_know(capi, fake_cvat, sample_export):  # noqa: F811
+    """Before the first image byte: no second login (this process's token is reused while CVAT takes it), the
+    project's labels once, no re-read of the task just created."""
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    conn = connect(capi, admin, fake_cvat)  # logs in once to check the connection
+    for k, project in enumerate(("new-project", "new-project")):  # the second export finds the project
+        fake_cvat.log.clear()
+        started = capi.start_cvat_export(admin, _request(conn, vid, project=project, max_images_per_task=12))
+        assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+        first_data = next(i for i, r in enumerate(fake_cvat.log) if r.path.endswith("/data") or r.path.endswith("/data/"))
+        before = [(r.method, r.path) for r in fake_cvat.log[:first_data]]
+        assert ("POST", "/api/auth/login") not in before
+        assert [p for m, p in before if p == "/api/labels"] == ([] if k == 0 else ["/api/labels"])
+        assert not [p for m, p in before if m == "GET" and p.startswith("/api/tasks/")], before
+        assert before[:2] == [("GET", "/api/server/about"), ("GET", "/api/users/self")]  # version; token checked
+    fake_cvat.state.tokens.clear()  # CVAT forgot the token (e.g. the user logged out everywhere): log in again
+    started = capi.start_cvat_export(admin, _request(conn, vid, project="new-project", max_images_per_task=12))
+    assert capi.run_job_here(admin, started.job_id).status == "SUCCEEDED"
+    assert len(fake_cvat.requests("POST", "/api/auth/login")) == 1
+
+
+def test_a_lost_create_answer_or_id_record_finds_the_task_again(capi, fake_cvat, sample_export):  # noqa: F811
+    """The "creating" mark is committed before CVAT is asked: a task whose create answer was lost, or whose id
+    (written behind) never reached the catalog although its images did reach CVAT, is found by name on resume."""
+    from dsgen_core.catalog.cvat_models import CvatExport, CvatExportTask
+
+    admin = capi.default_actor
+    vid = import_version(capi, admin, sample_export)
+    conn = connect(capi, admin, fake_cvat)
+    fake_cvat.fail(method="POST", path=r"^/api/tasks/?$", drop=True, after=True, times=1)  # created, answer lost
+    started = capi.start_cvat_export(admin, _request(conn, vid, max_images_per_task=12))
+    info = capi.run_job_here(admin, started.job_id)
+    assert info.status == "FAILED" and "outcome is unknown" in info.error
+    assert [t.state for t in capi.get_cvat_export(admin, started.export_id).tasks] == ["creating"]
+    again = capi.resume_cvat_export(admin, started.export_id)
+    info = capi.run_job_here(admin, again.job_id)
+    assert info.status == "SUCCEEDED" and "from an earlier attempt" in info.log
+    assert [t["size"] for t in fake_cvat.tasks()] == [12]  # the same task, no second one
+    with capi.app.catalog.session() as s:  # as if the worker died before its queued id write: data in, id lost
+        (row,) = s.query(CvatExportTask).filter_by(export_id=started.export_id).all()
+        row.state, row.task_id, row.url, row.rq_id = "creating", None, None, None
+        s.get(CvatExport, started.export_id).status = "FAILED"
+    info = capi.run_job_here(admin, capi.resume_cvat_export(admin, started.export_id).job_id)
+    assert info.status == "SUCCEEDED" and "from an earlier attempt" in info.log, info.log
+    assert len(fake_cvat.tasks()) == 1 and capi.get_cvat_export(admin, started.export_id).tasks[0].state == "done"
+    assert len([r for r in fake_cvat.requests("POST", r"/data/?$") if r.files]) == 1  # the images went up once

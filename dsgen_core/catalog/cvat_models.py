@@ -55,6 +55,9 @@ class CvatExport(Base):
     image_quality: Mapped[int] = mapped_column(Integer)
     preload_annotations: Mapped[bool] = mapped_column(Boolean, default=True)
     send_references: Mapped[bool] = mapped_column(Boolean, default=False)  # server_files, not bytes
+    # images with an EXIF orientation: "rotate" (upright pixels, shapes turned with them and back on pull),
+    # "as-is" (nothing turned), None (the subset had none)
+    exif_remedy: Mapped[str | None] = mapped_column(String(8))
     labels: Mapped[list[str] | None] = mapped_column(JSONType)  # project label names in CVAT's order
     status: Mapped[str] = mapped_column(String(16), default="QUEUED")  # QUEUED|RUNNING|DONE|FAILED|CANCELLED
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))

@@ -15,10 +15,12 @@ from typing import Any, Self
 
 import httpx
 
+from dsgen_core.cvat import sessions
 from dsgen_core.cvat.errors import (
     CvatAuthError,
     CvatError,
     CvatHttpError,
+    CvatNotAcceptable,
     CvatNotFound,
     CvatTaskDeleted,
     CvatUnavailable,
@@ -26,7 +28,7 @@ from dsgen_core.cvat.errors import (
     CvatWrongUrl,
 )
 from dsgen_core.cvat.models import Credentials, ServerInfo
-from dsgen_core.cvat.transport import RETRY_STATUSES, RetryPolicy, Transport
+from dsgen_core.cvat.transport import MEDIA_TYPE, RETRY_STATUSES, RetryPolicy, Transport
 from dsgen_core.cvat.versions import Features, ServerVersion
 
 __all__ = ["COCO", "ClientBase", "PollPolicy"]
@@ -50,7 +52,7 @@ class PollPolicy:
     factor: float = 1.5
     maximum: float = 5.0
     timeout: float = 6 * 3600.0
-    overshoot: float = 0.1
+    overshoot: float = 0.05
 
     def next_interval(self, interval: float, waited: float) -> float:
         """The sleep before the next poll, after `waited` seconds of waiting and a last sleep of `interval`."""
@@ -121,24 +123,55 @@ class ClientBase:
         return client
 
     def open(self) -> None:
+        """Version, authentication, one authorized check. A login token this process obtained before with the same
+        credentials is reused while CVAT accepts it (a login costs CVAT a password hash)."""
+        c = self.credentials
+        who = (self.base_url, self.org, c.kind, c.username, c.secret)
+        known = sessions.recall(*who) if c.kind == "login" else None
+        if known is not None:
+            self._token(known.key)
         about = self._about()
-        if about is None:  # this server wants credentials even for /about
+        if about is None and known is not None:  # /about wants credentials and refused the old token
+            self._forget(who)
+            known = None
             self._authenticate(None)
             about = self._about()
-            if about is None:
-                raise CvatAuthError(f"CVAT at {self.base_url} refused the credentials (HTTP 401)")
-        version = ServerVersion.parse(str(about.get("version", "")))
-        self.features = Features.of(version)
-        self.server = ServerInfo(self.base_url, str(about.get("name", "CVAT")), str(version))
+        elif about is None:  # this server wants credentials even for /about
+            self._authenticate(None)
+            about = self._about()
+        if about is None:
+            raise CvatAuthError(f"CVAT at {self.base_url} refused the credentials (HTTP 401)")
+        self._use(about)
         if not self._t.auth_headers:
             self._authenticate(self.features)
         resp = self._t.request("GET", "api/users/self")
+        if resp.status_code == 401 and known is not None:  # the token was revoked or expired: log in afresh
+            self._forget(who)
+            known = None
+            self._authenticate(self.features)
+            resp = self._t.request("GET", "api/users/self")
         if resp.status_code in (401, 403):
             raise CvatAuthError(
                 f"CVAT at {self.base_url} refused the credentials {self.credentials} (HTTP {resp.status_code})"
             )
         self._check(resp, "check the credentials")
-        log.info("connected to CVAT %s at %s as %s", version, self.base_url, resp.json().get("username", "?"))
+        if c.kind == "login" and known is None:
+            sessions.remember(*who, self._key)
+        log.info("connected to CVAT %s at %s as %s%s", self.version, self.base_url, resp.json().get("username", "?"),
+                 " (login reused)" if known is not None else "")
+
+    def _token(self, key: str) -> None:
+        self._key = key
+        self._t.auth_headers = {"Authorization": f"Token {key}"}
+
+    def _forget(self, who: tuple[Any, ...]) -> None:
+        sessions.forget(*who)
+        self._t.auth_headers, self._key = {}, ""
+
+    def _use(self, about: dict[str, Any]) -> None:
+        version = ServerVersion.parse(str(about.get("version", "")))
+        self.features = Features.of(version)
+        self.server = ServerInfo(self.base_url, str(about.get("name", "CVAT")), str(version))
 
     def _about(self) -> dict[str, Any] | None:
         resp = self._t.request("GET", "api/server/about")
@@ -147,6 +180,8 @@ class ClientBase:
         if resp.status_code in RETRY_STATUSES or resp.status_code >= 500:
             raise CvatUnavailable(f"CVAT at {self.base_url} is not working: /api/server/about answered "
                                   f"HTTP {resp.status_code}")
+        if resp.status_code == 406:
+            raise self._not_acceptable(resp, "read its version")
         try:
             about = resp.json() if resp.status_code == 200 else None
         except ValueError:
@@ -180,10 +215,10 @@ class ClientBase:
                     f"CVAT at {self.base_url} rejected the login of user {c.username!r}: wrong username or password"
                 )
             self._check(resp, "log in")
-            self._key = str(resp.json().get("key", ""))
-            if not self._key:
+            key = str(resp.json().get("key", ""))
+            if not key:
                 raise CvatAuthError(f"CVAT at {self.base_url} answered the login without a token")
-            self._t.auth_headers = {"Authorization": f"Token {self._key}"}
+            self._token(key)
         else:
             raise ValueError(f"unknown credentials kind {c.kind!r}")
 
@@ -220,11 +255,20 @@ class ClientBase:
         text = " ".join(text.split())[:300]
         return f": {self._t.redact(text)}" if text else ""
 
+    def _not_acceptable(self, resp: httpx.Response, what: str) -> CvatNotAcceptable:
+        return CvatNotAcceptable(
+            f"CVAT at {self.base_url} refused to {what}: HTTP 406{self._detail(resp)}. CVAT answers only "
+            f"'Accept: {MEDIA_TYPE}' and this request's Accept header ({resp.request.headers.get('Accept')!r}) "
+            "did not admit it: a client or proxy problem, not a wrong URL"
+        )
+
     def _check(self, resp: httpx.Response, what: str, ok: Sequence[int] = (200,), task_id: int | None = None
                ) -> httpx.Response:
         s = resp.status_code
         if s in ok:
             return resp
+        if s == 406:
+            raise self._not_acceptable(resp, what)
         detail = self._detail(resp)
         if s == 401:
             raise CvatAuthError(f"CVAT refused the credentials {self.credentials} while trying to {what} (HTTP 401)")

@@ -9,6 +9,7 @@ __all__ = [
     "CvatError",
     "CvatHttpError",
     "CvatLabelMismatch",
+    "CvatNotAcceptable",
     "CvatNotFound",
     "CvatRequestFailed",
     "CvatTaskDeleted",
@@ -44,6 +45,13 @@ class CvatHttpError(CvatError):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class CvatNotAcceptable(CvatHttpError):
+    """CVAT cannot render its answer in the media type we asked for (406): a client problem, not a wrong URL."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 406)
 
 
 class CvatNotFound(CvatHttpError):

@@ -11,7 +11,7 @@ from dsgen_core.cvat.multipart import MultipartBody
 from dsgen_core.cvat.parallel import in_parallel
 from dsgen_core.cvat.polling import PollingMixin
 from dsgen_core.cvat.tus import tus_upload
-from dsgen_core.cvat.upload import check_names, plan_batches
+from dsgen_core.cvat.upload import Batch, check_names, plan_batches
 
 __all__ = ["SORTING_METHODS", "ImagesMixin"]
 
@@ -66,8 +66,10 @@ class ImagesMixin(PollingMixin):
             if on_progress is not None:
                 on_progress(sent, total)
 
-        single = MultipartBody(fields, [(f"client_files[{i}]", f) for i, f in enumerate(files)])
-        if single.size <= self.max_request_bytes and len(files) <= self.max_files_per_request:
+        # one request only for what fits: never frame the parts of thousands of files to find that out
+        fits = len(files) <= self.max_files_per_request and total <= self.max_request_bytes
+        single = MultipartBody(fields, [(f"client_files[{i}]", f) for i, f in enumerate(files)]) if fits else None
+        if single is not None and single.size <= self.max_request_bytes:
             resp = self._t.request("POST", f"api/tasks/{task_id}/data", body=single, idempotent=False)
             report.request_sizes.append(single.size)
             progress(total)
@@ -84,18 +86,20 @@ class ImagesMixin(PollingMixin):
         endpoint = f"api/tasks/{task_id}/data/"
         what = f"upload images to task {task_id}"
         self._check(self._t.request("POST", endpoint, headers={"Upload-Start": "true"}), what, (202,), task_id)
-        batches, too_big = plan_batches(files, self.max_request_bytes, self.max_files_per_request)
-        bodies = [MultipartBody([], [(f"client_files[{k}]", f) for k, (_, f) in enumerate(b.files)]) for b in batches]
+        # each batch carries the data fields: CVAT checks every request with its data serializer, so a batch
+        # without image_quality is refused (400); the official SDK sends them with every batch too
+        batches, too_big = plan_batches(files, self.max_request_bytes, self.max_files_per_request, fields=fields)
 
-        def send(body: MultipartBody) -> None:
+        def send(batch: Batch) -> None:  # each body is framed on the connection that sends it
+            body = MultipartBody(fields, [(f"client_files[{k}]", f) for k, (_, f) in enumerate(batch.files)])
             resp = self._t.request("POST", endpoint, body=body, headers={"Upload-Multiple": "true"})
             self._check(resp, what, (200, 202), task_id)
 
-        def done(body: MultipartBody) -> None:
-            report.request_sizes.append(body.size)
-            progress(sum(f.size for _, f in body.files))
+        def done(batch: Batch) -> None:
+            report.request_sizes.append(batch.size)
+            progress(sum(f.size for _, f in batch.files))
 
-        in_parallel(send, bodies, self.upload_connections, done)  # batches are independent and idempotent
+        in_parallel(send, batches, self.upload_connections, done)  # batches are independent and idempotent
         for f in too_big:
             tus_upload(self._t, endpoint, f, self.tus_chunk_bytes, on_chunk=progress)
             report.tus_files += 1

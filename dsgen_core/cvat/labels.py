@@ -11,7 +11,7 @@ from typing import Any
 
 from dsgen_core.cvat.models import AttributeSpec, LabelSpec
 
-__all__ = ["BUILTIN_ATTRIBUTES", "coco_problems", "labels_from_coco", "label_problems", "read_coco"]
+__all__ = ["BUILTIN_ATTRIBUTES", "coco_problems", "is_structured", "labels_from_coco", "label_problems", "read_coco"]
 
 # Shape properties CVAT exports as COCO attributes without any declaration.
 BUILTIN_ATTRIBUTES = frozenset({"occluded", "rotation"})
@@ -37,23 +37,38 @@ def _shape(ann: dict[str, Any]) -> str:
     return "polygon" if seg else "box"
 
 
+def is_structured(value: Any) -> bool:
+    """An attribute value CVAT cannot hold as such (an object or a list): it travels as JSON text."""
+    return isinstance(value, (dict, list))
+
+
 def labels_from_coco(doc: dict[str, Any], max_select_values: int = 64) -> list[LabelSpec]:
     """One label per category with every attribute the annotations use declared (CVAT drops undeclared ones).
 
-    bool → checkbox, number → number, string → select of the seen values (text when there are many).
+    bool → checkbox, number → number, string → select of the seen values (text when there are many); an
+    attribute with any object or list value → text (the values go as JSON text, see `json_text_attributes`).
     """
     cat_name = {c["id"]: c["name"] for c in doc.get("categories", [])}
     seen: dict[str, dict[str, set]] = {name: {} for name in cat_name.values()}
+    structured: set[tuple[str, str]] = set()
     for ann in doc.get("annotations", []):
-        attrs = seen.setdefault(cat_name.get(ann.get("category_id"), "?"), {})
+        name = cat_name.get(ann.get("category_id"), "?")
+        attrs = seen.setdefault(name, {})
         for k, v in (ann.get("attributes") or {}).items():
-            if k not in BUILTIN_ATTRIBUTES:
+            if k in BUILTIN_ATTRIBUTES:
+                continue
+            if is_structured(v):
+                structured.add((name, k))
+                attrs.setdefault(k, set())
+            else:
                 attrs.setdefault(k, set()).add(v)
     labels = []
     for name in cat_name.values():
         specs = []
         for attr, values in sorted(seen[name].items()):
-            if all(isinstance(v, bool) for v in values):
+            if (name, attr) in structured:
+                specs.append(AttributeSpec(attr, "text", ("",), ""))
+            elif all(isinstance(v, bool) for v in values):
                 specs.append(AttributeSpec(attr, "checkbox", ("false",), "false"))
             elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 lo, hi = min(values), max(values)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dsgen_core.cvat.models import UploadFile
 
-__all__ = ["MultipartBody", "part_overhead"]
+__all__ = ["MultipartBody", "fields_size", "part_overhead", "quoted_len"]
 
 _READ = 1 << 20
 _FLUSH = 1 << 20
@@ -33,6 +33,17 @@ def _file_head(boundary: str, name: str, filename: str) -> bytes:
 def part_overhead(boundary_len: int, field_name: str, filename: str) -> int:
     """Bytes a file part adds around its content (used to pack batches under a size bound)."""
     return len(_file_head("x" * boundary_len, field_name, filename)) + 2
+
+
+def quoted_len(text: str) -> int:
+    """The bytes `text` takes in a part header: `part_overhead` is linear in the field's and file's quoted
+    lengths, so a planner can add them up without framing each part."""
+    return len(_quote(text).encode())
+
+
+def fields_size(boundary_len: int, fields: Sequence[tuple[str, str]]) -> int:
+    """Bytes the form fields take in a body (they count against the bound of every batch that carries them)."""
+    return sum(len(_field_head("x" * boundary_len, n)) + len(v.encode()) + 2 for n, v in fields)
 
 
 @dataclass

@@ -47,17 +47,22 @@ class ProjectsMixin(ClientBase):
 
     def ensure_project(self, name: str, labels: Sequence[LabelSpec]) -> Project:
         """The project called `name`, created with `labels` if absent; CvatLabelMismatch if its labels differ."""
+        return self.ensure_project_labels(name, labels)[0]
+
+    def ensure_project_labels(self, name: str, labels: Sequence[LabelSpec]) -> tuple[Project, list[LabelSpec]]:
+        """`ensure_project` and the project's labels in CVAT's order, read once (a new project has ours)."""
         found = self.list_projects(name)
         if not found:
-            return self.create_project(name, labels)
+            return self.create_project(name, labels), list(labels)
         project = found[0]
-        problems = label_problems(self.project_labels(project.id), labels)
+        existing = self.project_labels(project.id)
+        problems = label_problems(existing, labels)
         if problems:
             raise CvatLabelMismatch(
                 f"CVAT project {name!r} (id {project.id}) has labels that do not match ours: " + "; ".join(problems),
                 problems,
             )
-        return project
+        return project, existing
     # -- tasks ----------------------------------------------------------------------------------------
 
     def _task(self, d: dict[str, Any]) -> Task:
@@ -117,6 +122,18 @@ class ProjectsMixin(ClientBase):
             return False
         self._check(resp, f"delete task {task_id}", ok=(204, 200), task_id=task_id)
         return True
+
+    def data_meta(self, task_id: int) -> dict[str, Any]:
+        """`GET /api/tasks/{id}/data/meta`: the frames as CVAT built them (names, sizes after EXIF orientation)
+        and `deleted_frames`, which CVAT's COCO export does not reflect."""
+        resp = self._t.request("GET", f"api/tasks/{task_id}/data/meta")
+        return self._check(resp, f"get the frames of task {task_id}", task_id=task_id).json()
+
+    def deleted_frames(self, task_id: int) -> list[str]:
+        """The names of the frames deleted in CVAT (hidden there, still listed in its COCO export)."""
+        meta = self.data_meta(task_id)
+        frames = meta.get("frames") or []
+        return [str(frames[i]["name"]) for i in sorted(set(meta.get("deleted_frames") or [])) if 0 <= i < len(frames)]
 
     def task_status(self, task_id: int) -> dict[str, Any]:
         """The legacy `GET /api/tasks/{id}/status` (state of the data upload: Queued/Started/Finished/Failed)."""

@@ -17,11 +17,13 @@ import httpx
 from dsgen_core.cvat.errors import CvatUnavailable, CvatWrongUrl
 from dsgen_core.cvat.multipart import MultipartBody
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "Transport"]
+__all__ = ["MEDIA_TYPE", "RETRY_STATUSES", "RetryPolicy", "Transport"]
 
 log = logging.getLogger("dsgen.cvat")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# CVAT's only JSON renderer: `Accept: application/json` alone gets HTTP 406 on every endpoint.
+MEDIA_TYPE = "application/vnd.cvat+json"
 # Errors raised before any byte of the request reached the server: always safe to retry.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The request may have been processed: retry only idempotent calls.
@@ -92,7 +94,7 @@ class Transport:
             timeout=timeout,
             cookies=_no_cookie_jar(),
             follow_redirects=False,
-            headers={"Accept": "application/json", **(headers or {})},
+            headers={"Accept": MEDIA_TYPE, **(headers or {})},
             verify=_ssl_context(bool(verify)),
         )
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dsgen_core.cvat.models import UploadFile
-from dsgen_core.cvat.multipart import part_overhead
+from dsgen_core.cvat.multipart import fields_size, part_overhead, quoted_len
 
 __all__ = ["Batch", "check_names", "flat_names", "plan_batches"]
 
@@ -54,26 +54,36 @@ class Batch:
 
 
 def plan_batches(
-    files: Sequence[UploadFile], max_bytes: int, max_files: int, field_base: str = "client_files"
+    files: Sequence[UploadFile], max_bytes: int, max_files: int, field_base: str = "client_files",
+    fields: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[Batch], list[UploadFile]]:
     """Pack files in order into multipart batches of at most `max_bytes` and `max_files` each.
 
-    Field names restart at `client_files[0]` in each batch. A file that cannot fit even alone is
+    Every batch carries `fields` first (CVAT checks each batch's `image_quality`), and they count against
+    the bound. Field names restart at `client_files[0]` in each batch. A file that cannot fit even alone is
     returned separately (it goes by TUS in chunks instead).
     """
+    empty = _TAIL + fields_size(BOUNDARY_LEN, fields)
+    # a part's framing = fixed bytes + its quoted field name + its quoted file name: framed once, then added up
+    fixed = part_overhead(BOUNDARY_LEN, "", "")
+    base = quoted_len(field_base) + 2  # "[" and "]" around the index
+
+    def overhead(index: int, name_len: int) -> int:
+        return fixed + base + len(str(index)) + name_len
+
     batches: list[Batch] = []
     too_big: list[UploadFile] = []
-    cur = Batch()
+    cur = Batch(size=empty)
     for i, f in enumerate(files):
-        size = f.size
-        if _TAIL + part_overhead(BOUNDARY_LEN, f"{field_base}[0]", f.name) + size > max_bytes:
+        size, name_len = f.size, quoted_len(f.name)
+        if empty + overhead(0, name_len) + size > max_bytes:
             too_big.append(f)
             continue
-        part = part_overhead(BOUNDARY_LEN, f"{field_base}[{len(cur.files)}]", f.name) + size
+        part = overhead(len(cur.files), name_len) + size
         if cur.files and (cur.size + part > max_bytes or len(cur.files) >= max_files):
             batches.append(cur)
-            cur = Batch()
-            part = part_overhead(BOUNDARY_LEN, f"{field_base}[0]", f.name) + size
+            cur = Batch(size=empty)
+            part = overhead(0, name_len) + size
         cur.size += part
         cur.files.append((i, f))
     if cur.files:

@@ -36,7 +36,7 @@ MIN_SUPPORTED = ServerVersion(2, 16, 0)
 
 @dataclass(frozen=True)
 class Features:
-    """The API variant of one server version: every version switch of CVAT_API.md lives here."""
+    """The API variant of one server version: every version switch of the client lives here (docs/cvat.md)."""
 
     version: ServerVersion
     annotations_import_method: str  # "PUT" before 2.38 (POST answers 400), "POST" from 2.38 (PUT answers 410)

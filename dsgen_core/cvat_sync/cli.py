@@ -37,18 +37,46 @@ def cmd_connections(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dsgen_core.cli import follow_job
-    from dsgen_core.cvat_sync.records import ExportRequest
+    from dsgen_core.cvat_sync.records import ExifChoiceNeeded, ExportRequest
 
     api, actor = _api_actor(args)
     conn: int | str = int(args.connection) if args.connection.isdigit() else args.connection
     req = ExportRequest(version_id=args.version, connection=conn, project=args.project, task_name=args.task_name,
                         query=args.query or "", max_images_per_task=args.max_images, segment_size=args.segment_size,
                         image_quality=args.quality, preload_annotations=not args.no_annotations,
-                        send_references=args.references)
-    started = api.start_cvat_export(actor, req)
+                        send_references=args.references, exif=args.exif)
+    if args.dry_run:
+        return print_export_preview(api.preview_cvat_export(actor, req))
+    try:
+        started = api.start_cvat_export(actor, req)
+    except ExifChoiceNeeded as exc:
+        print(f"error: {exc}.\nchoose with --exif rotate or --exif as-is (--dry-run lists the images)",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(f"export {started.export_id} queued: job {started.job_id}, {started.num_images} images in "
           f"{started.num_tasks} task(s)")
     return _finish_export(api, actor, started, follow_job, args.wait)
+
+
+def print_export_preview(p: Any) -> int:
+    """What `export --dry-run` shows; exit 1 when the export would be refused as it stands."""
+    how = "file references" if p.send_references else "image bytes"
+    print(f"dry run: {p.num_images} images in {p.num_tasks} task(s) ({', '.join(p.task_names[:5])}"
+          f"{', …' if p.num_tasks > 5 else ''}) as {how} over CVAT connection {p.connection!r}; nothing sent")
+    if not p.oriented:
+        return EXIT_OK
+    print(f"{len(p.oriented)} image(s) carry an EXIF orientation (CVAT shows them turned):")
+    for o in p.oriented[:10]:
+        print(f"  {o}")
+    if len(p.oriented) > 10:
+        print(f"  … and {len(p.oriented) - 10} more")
+    if p.needs_exif_choice:
+        print("the export needs --exif rotate (sent upright, shapes turned with them) or --exif as-is "
+              "(sent unchanged)", file=sys.stderr)
+        return EXIT_FAILED
+    print("they go upright with their shapes turned (--exif rotate)" if p.exif == "rotate" else
+          "they go unchanged (--exif as-is)")
+    return EXIT_OK
 
 
 def _finish_export(api: Any, actor: Any, started: Any, follow_job: Any, wait: bool) -> int:
@@ -70,8 +98,17 @@ def cmd_exports(args: argparse.Namespace) -> int:
     for e in api.list_cvat_exports(actor):
         how = " by reference" if e.send_references else ""
         print(f"{e.id:>4}  {e.status:<9} version {e.version_id}  {e.num_images} images{how}  {e.server_url}  "
-              f"query={e.query!r}  tasks={[t.task_id for t in e.tasks]}" + (f"  error: {e.error}" if e.error else ""))
+              f"query={e.query!r}  tasks: {_task_list(e.tasks)}" + (f"  error: {e.error}" if e.error else ""))
     return EXIT_OK
+
+
+def _task_list(tasks: list[Any]) -> str:
+    """The CVAT ids of an export's tasks, and how many are only planned (not created in CVAT)."""
+    ids = [str(t.task_id) for t in tasks if t.task_id is not None]
+    planned = len(tasks) - len(ids)
+    if not ids:
+        return f"none created ({planned} planned)"
+    return ", ".join(ids) + (f" (+{planned} not created yet)" if planned else "")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -83,7 +120,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _finish_export(api, actor, started, follow_job, args.wait)
 
 
-def print_diff(d: Any) -> None:
+def print_diff(d: Any, limit: int | None = 30) -> None:
+    """The pull preview: counts, class and frame changes, then the changes themselves (`limit` of them)."""
     print(f"images: {d.images_matched} matched of {d.images_in_task} in CVAT, {d.images_changed} changed")
     print(f"annotations: +{d.added} added, -{d.removed} removed, {d.moved} moved, {d.relabeled} relabeled, "
           f"{d.attributes_changed} with changed attributes, {d.unchanged} unchanged")
@@ -91,12 +129,22 @@ def print_diff(d: Any) -> None:
         print(f"class renamed: {old} → {new}")
     for name in d.classes_added:
         print(f"class added: {name}")
+    if d.images_deleted:
+        print(f"{len(d.images_deleted)} image(s) deleted in CVAT: {', '.join(d.images_deleted[:10])}"
+              f"{' …' if len(d.images_deleted) > 10 else ''}; the new version leaves them out, with their "
+              f"{d.annotations_of_deleted} annotation(s)")
     if d.images_not_matched:
         print(f"{len(d.images_not_matched)} CVAT frame(s) match no image: {', '.join(d.images_not_matched[:10])}")
     if d.images_missing:
         print(f"{len(d.images_missing)} exported image(s) are no longer in CVAT: {', '.join(d.images_missing[:10])}")
-    for c in d.changes[:30]:
+    if d.frames_resized:
+        print(f"{d.frames_resized} frame(s) have another size in CVAT (it applied their EXIF orientation); "
+              "our sizes are kept")
+    shown = d.changes if limit is None else d.changes[:limit]
+    for c in shown:
         print(f"  {c.change:<10} {c.file_name}  {c.category}  {c.detail}")
+    if len(d.changes) > len(shown):
+        print(f"  … and {len(d.changes) - len(shown)} more change(s) (--all prints every one)")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -104,13 +152,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     api, actor = _api_actor(args)
     preview = api.preview_pull(actor, args.task, into=args.into, connection=args.connection)
-    print_diff(preview.diff)
+    print_diff(preview.diff, limit=None if args.all else 30)
     if args.dry_run:
+        return EXIT_OK
+    if preview.diff.is_zero and not args.even_if_unchanged:
+        print("nothing changed: CVAT has the annotations as they were exported; no version created "
+              "(--even-if-unchanged creates an identical one)")
         return EXIT_OK
     if not args.yes and input("create the new version? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing written")
         return EXIT_OK
-    started = api.commit_pull(actor, preview.pull_id)
+    started = api.commit_pull(actor, preview.pull_id, even_if_unchanged=args.even_if_unchanged)
     info = follow_job(api, actor, started.job_id)
     if info.status != "SUCCEEDED":
         print(f"pull FAILED: {info.error}", file=sys.stderr)
@@ -152,6 +204,11 @@ def add_cvat_commands(sub: Any) -> None:
     e.add_argument("--references", action="store_true",
                    help="send file references: CVAT reads the images from the connection's share folder or cloud "
                         "storage (no image bytes are sent)")
+    e.add_argument("--exif", choices=["rotate", "as-is"],
+                   help="images with an EXIF orientation (CVAT shows them turned): 'rotate' sends them upright with "
+                        "their shapes turned (and turns CVAT's back on pull), 'as-is' sends them unchanged; without "
+                        "it such images refuse the export")
+    e.add_argument("--dry-run", action="store_true", help="show what would be sent (tasks, EXIF-oriented images)")
     e.add_argument("--no-wait", dest="wait", action="store_false")
     e.set_defaults(func=cmd_export)
     cv.add_parser("exports", help="your CVAT exports with status and tasks").set_defaults(func=cmd_exports)
@@ -165,4 +222,7 @@ def add_cvat_commands(sub: Any) -> None:
     p.add_argument("--connection", help="connection name (default: the export's)")
     p.add_argument("--dry-run", action="store_true", help="show the diff only")
     p.add_argument("--yes", action="store_true", help="commit without asking")
+    p.add_argument("--all", action="store_true", help="print every change (default: the first 30)")
+    p.add_argument("--even-if-unchanged", action="store_true",
+                   help="create the new version even when nothing changed (it then equals the exported one)")
     p.set_defaults(func=cmd_pull)

@@ -7,30 +7,17 @@ ones keep their id with CVAT's geometry, class and attributes; the rest are adde
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycocotools import mask as mask_utils
+from dsgen_core.cvat_sync.shapes import Ann, describe_move, fmt_box, merge_geometry, same_geometry
+
+__all__ = ["Ann", "AnnChange", "Plan", "PullDiff", "category_map", "diff_images", "our_annotation",
+           "their_annotations"]
 
 BUILTIN_DEFAULTS: dict[str, Any] = {"occluded": False, "rotation": 0.0}
 MIN_IOU = 0.3  # a changed shape is paired with ours only above this overlap
-_TOL = 1e-9
-
-
-@dataclass
-class Ann:
-    """One annotation reduced to what CVAT can change: class, shape, geometry, attributes."""
-
-    category: str
-    kind: str  # box | polygon | mask
-    bbox: tuple[float, float, float, float] | None
-    polygons: list[list[float]] | None = None
-    rle: dict[str, Any] | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    annotation_id: int | None = None  # ours only
-    area: float | None = None  # theirs only
 
 
 @dataclass
@@ -60,12 +47,16 @@ class PullDiff:
     classes_added: list[str] = field(default_factory=list)
     images_not_matched: list[str] = field(default_factory=list)  # CVAT frames with no image of ours
     images_missing: list[str] = field(default_factory=list)  # our exported images CVAT no longer has
+    frames_resized: int = 0  # frames CVAT shows in another size than ours (EXIF orientation); ours are kept
+    images_deleted: list[str] = field(default_factory=list)  # frames deleted in CVAT: removed from the version
+    annotations_of_deleted: int = 0  # our annotations on those images (they leave with them)
     changes: list[AnnChange] = field(default_factory=list)
 
     @property
     def is_zero(self) -> bool:
         return not (self.added or self.removed or self.moved or self.relabeled or self.attributes_changed
-                    or self.classes_renamed or self.classes_added or self.images_not_matched or self.images_missing)
+                    or self.classes_renamed or self.classes_added or self.images_not_matched or self.images_missing
+                    or self.images_deleted)
 
     def summary(self, max_changes: int = 200) -> dict[str, Any]:
         from dataclasses import asdict
@@ -81,7 +72,9 @@ class Plan:
     """Row-level edits of the annotations table (ids are ours)."""
 
     removed: set[int] = field(default_factory=set)
+    removed_images: set[int] = field(default_factory=set)  # frames deleted in CVAT
     updated: dict[int, Ann] = field(default_factory=dict)
+    moved: set[int] = field(default_factory=set)  # updated ids whose geometry changed (the others keep ours)
     added: list[tuple[int, Ann]] = field(default_factory=list)  # (image_id, annotation)
     renamed: dict[str, str] = field(default_factory=dict)  # our class name → CVAT's
     new_classes: list[str] = field(default_factory=list)
@@ -93,30 +86,6 @@ def kind_of(segmentation: Any, rle: Any = None) -> str:
     return "polygon" if segmentation else "box"
 
 
-def _rle_key(rle: dict[str, Any]) -> bytes:
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects({"counts": counts, "size": [h, w]}, h, w)["counts"]
-    return counts.encode() if isinstance(counts, str) else bytes(counts)
-
-
-def _close(a: Iterable[float], b: Iterable[float]) -> bool:
-    a, b = list(a), list(b)
-    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=_TOL, abs_tol=_TOL) for x, y in zip(a, b, strict=True))
-
-
-def same_geometry(a: Ann, b: Ann) -> bool:
-    if a.kind != b.kind:
-        return False
-    if a.kind == "box":
-        return a.bbox is not None and b.bbox is not None and _close(a.bbox, b.bbox)
-    if a.kind == "polygon":
-        pa, pb = a.polygons or [], b.polygons or []
-        return len(pa) == len(pb) and all(_close(x, y) for x, y in zip(pa, pb, strict=True))
-    return a.rle is not None and b.rle is not None and _rle_key(a.rle) == _rle_key(b.rle)
-
-
 def _norm(v: Any) -> Any:
     if isinstance(v, bool):
         return v
@@ -125,13 +94,25 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def _their_value(ours: Any, theirs: Any) -> Any:
+    """CVAT's value in our type: text where ours is not text (an object, a list, a number sent to a text
+    attribute) is read back as JSON when it parses."""
+    if isinstance(theirs, str) and ours is not None and not isinstance(ours, str):
+        try:
+            return json.loads(theirs)
+        except ValueError:
+            return theirs
+    return theirs
+
+
 def changed_attributes(ours: dict[str, Any], theirs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """CVAT's values that differ from ours; a key we lack counts as its declared default."""
+    """CVAT's values that differ from ours (read in our type); a key we lack counts as its declared default."""
     out = {}
     for k, tv in theirs.items():
         if k in ours:
-            if _norm(ours[k]) != _norm(tv):
-                out[k] = tv
+            value = _their_value(ours[k], tv)
+            if _norm(ours[k]) != _norm(value):
+                out[k] = value
         elif _norm(defaults.get(k, BUILTIN_DEFAULTS.get(k))) != _norm(tv):
             out[k] = tv
     return out
@@ -214,8 +195,9 @@ def diff_images(ours: dict[int, list[Ann]], theirs: dict[int, list[Ann]], names:
             changed = True
             if moved:
                 diff.moved += 1
+                plan.moved.add(o.annotation_id)
                 diff.changes.append(AnnChange(image_id, fname, "moved", o.annotation_id, t.category,
-                                              f"{_fmt(o.bbox)} → {_fmt(t.bbox)}"))
+                                              describe_move(o, t)))
             if relabeled:
                 diff.relabeled += 1
                 diff.changes.append(AnnChange(image_id, fname, "relabeled", o.annotation_id, t.category,
@@ -225,23 +207,21 @@ def diff_images(ours: dict[int, list[Ann]], theirs: dict[int, list[Ann]], names:
                 detail = ", ".join(f"{k}: {o.attributes.get(k, defaults.get(t.category, {}).get(k))!r} → {v!r}"
                                    for k, v in attrs.items())
                 diff.changes.append(AnnChange(image_id, fname, "attributes", o.annotation_id, t.category, detail))
+            geometry = merge_geometry(o, t) if moved else o  # within CVAT's rounding, our values stay
             plan.updated[o.annotation_id] = Ann(
-                t.category, t.kind, t.bbox, t.polygons, t.rle, {**o.attributes, **attrs}, o.annotation_id, t.area)
+                t.category, geometry.kind, geometry.bbox, geometry.polygons, geometry.rle, {**o.attributes, **attrs},
+                o.annotation_id, geometry.area)
         for o in removed:
             changed = True
             diff.removed += 1
             plan.removed.add(o.annotation_id)
-            diff.changes.append(AnnChange(image_id, fname, "removed", o.annotation_id, o.category, _fmt(o.bbox)))
+            diff.changes.append(AnnChange(image_id, fname, "removed", o.annotation_id, o.category, fmt_box(o.bbox)))
         for t in added:
             changed = True
             diff.added += 1
             plan.added.append((image_id, t))
-            diff.changes.append(AnnChange(image_id, fname, "added", None, t.category, _fmt(t.bbox)))
+            diff.changes.append(AnnChange(image_id, fname, "added", None, t.category, fmt_box(t.bbox)))
         diff.images_changed += changed
-
-
-def _fmt(b: tuple[float, ...] | None) -> str:
-    return "[" + ", ".join(f"{v:.1f}" for v in b) + "]" if b else ""
 
 
 def their_annotations(doc: dict[str, Any], frame_to_image: dict[str, int], cat_map: dict[str, str]
@@ -284,5 +264,5 @@ def our_annotation(row: dict[str, Any], cat_name: dict[int, str]) -> Ann:
         bbox=None if any(v is None for v in box) else tuple(float(v) for v in box),
         polygons=row.get("polygons") or None, rle=rle,
         attributes=json.loads(row["attributes"]) if row.get("attributes") else {},
-        annotation_id=int(row["annotation_id"]),
+        annotation_id=int(row["annotation_id"]), area=row.get("area"),
     )

@@ -1,129 +1,102 @@
-"""The steps of one CVAT task of an export, each committing its progress at once (so a retry resumes it).
+"""The steps of one CVAT task of an export, each recording its progress (so a retry resumes it).
 
 A task row moves planned → creating → created → uploading (rq_id) → data → done. `send_images` runs in
 the job's thread; `finish` (wait for CVAT, import the annotations) may run in a background thread while
-the next task's images go up, so it touches the job only through a `SharedContext`.
+the next task's images go up. Both touch the job only through a `SharedContext`, which writes behind.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dsgen_core.catalog.cvat_models import CvatExportTask
-from dsgen_core.jobs.queue import JobContext
+from dsgen_core.cvat_sync.job_context import SharedContext
 
 if TYPE_CHECKING:
-    from dsgen_core.app import App
-    from dsgen_core.cvat import CvatClient
+    from dsgen_core.cvat import CvatClient, UploadFile
 
-__all__ = ["SharedContext", "create_task", "finish", "send_images", "set_task"]
-
-
-class SharedContext:
-    """The job context for several threads: one catalog write at a time (the job log is read-modified-written)."""
-
-    def __init__(self, ctx: JobContext):
-        self._ctx = ctx
-        self._lock = threading.Lock()
-
-    def stage(self, name: str, total: int = 0) -> None:
-        with self._lock:
-            self._ctx.stage(name, total)
-
-    def progress(self, processed: int) -> None:
-        with self._lock:
-            self._ctx.progress(processed)
-
-    def log(self, message: str) -> None:
-        with self._lock:
-            self._ctx.log(message)
-
-    def check_cancel(self) -> None:
-        self._ctx.check_cancel()
+__all__ = ["create_task", "finish", "send_images"]
 
 
-def set_task(app: App, row_id: int, **values: Any) -> None:
-    """Commit a task row's progress at once: this is what makes a retry resume instead of duplicate."""
-    with app.catalog.session() as s:
-        row = s.get(CvatExportTask, row_id)
-        for k, v in values.items():
-            setattr(row, k, v)
-
-
-def create_task(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, project_id: int,
-                segment_size: int) -> None:
-    """Create the task (or find the one an interrupted create made) and record its id before anything else."""
-    if t.state == "creating":  # the create may have happened without us hearing the answer
-        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size == 0]
+def create_task(ctx: SharedContext, client: CvatClient, t: CvatExportTask, project_id: int,
+                segment_size: int, marked: bool) -> bool:
+    """Create the task (or find the one an interrupted create made) and record its id; True when this call
+    created it (so it certainly has no data yet). The row is "creating" already (committed before any CVAT
+    call); `marked`: by this run, so no create can have happened before."""
+    if not marked:  # an earlier run may have created it (and even sent its images) without recording its id
+        n = len(t.image_ids)
+        found = [x for x in client.list_tasks(project_id=project_id, name=t.name) if x.size in (0, n)]
         if found:
             task = max(found, key=lambda x: x.id)
-            set_task(app, t.id, task_id=task.id, url=task.url, state="created")
+            ctx.record(t.id, task_id=task.id, url=task.url, state="created")
             ctx.log(f"task {t.name!r}: found id {task.id} from an earlier attempt")
             t.task_id, t.url, t.state = task.id, task.url, "created"
-            return
-    set_task(app, t.id, state="creating")
+            return False
     task = client.create_task(t.name, project_id=project_id, segment_size=segment_size)
-    set_task(app, t.id, task_id=task.id, url=task.url, state="created")
+    ctx.record(t.id, task_id=task.id, url=task.url, state="created")
     ctx.log(f"task {t.name!r}: created id {task.id} ({task.url})")
     t.task_id, t.url, t.state = task.id, task.url, "created"
+    return True
 
 
-def send_images(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, paths: list[Path] | None,
-                quality: int, label: str, cloud_storage_id: int | None = None) -> None:
+def send_images(ctx: SharedContext, client: CvatClient, t: CvatExportTask, files: Sequence[UploadFile] | None,
+                quality: int, label: str, cloud_storage_id: int | None = None, fresh: bool = False) -> None:
     """Get the images to CVAT without waiting for it to build the task: leaves t "uploading" (rq_id) or "data".
-    Without `paths`, the task's frame names are paths under CVAT's share (or cloud storage): no bytes are sent."""
-    from dsgen_core.cvat import CvatError, UploadFile
+    Without `files`, the task's frame names are paths under CVAT's share (or cloud storage): no bytes are sent.
+    A task created moments ago by this run (`fresh`) is not looked up first: it has no data yet."""
+    from dsgen_core.cvat import CvatError
 
     n = len(t.image_ids)
-    task = client.get_task(t.task_id)  # CvatTaskDeleted if someone deleted it meanwhile
-    if task.size == n:
-        set_task(app, t.id, state="data")
-        t.state = "data"
-        return
-    if task.size:
-        raise ValueError(f"CVAT task {t.task_id} has {task.size} frames, expected {n}: delete it in CVAT and "
-                         "resume, or start a new export")
+    if not fresh:
+        size = client.get_task(t.task_id).size  # CvatTaskDeleted if someone deleted it meanwhile
+        if size == n:
+            ctx.record(t.id, state="data")
+            t.state = "data"
+            return
+        if size:
+            raise ValueError(f"CVAT task {t.task_id} has {size} frames, expected {n}: delete it in CVAT and "
+                             "resume, or start a new export")
     if t.state == "uploading" and t.rq_id:  # the upload was sent before; see whether CVAT finished it
         ctx.stage(f"waiting for CVAT{label}")
         try:
             client.wait(t.rq_id, on_status=lambda _st: ctx.check_cancel())
             if client.get_task(t.task_id).size == n:
-                set_task(app, t.id, state="data")
+                ctx.record(t.id, state="data")
                 t.state = "data"
                 return
         except CvatError as exc:
             ctx.log(f"earlier upload of task {t.task_id} did not finish ({type(exc).__name__}); sending again")
-    set_task(app, t.id, state="uploading", rq_id=None)
+    if t.rq_id:  # a resend: the earlier request is no answer for this one
+        ctx.record(t.id, state="uploading", rq_id=None)
     t.state, t.rq_id = "uploading", None
-    if paths is None:
+    if files is None:
         ctx.stage(f"attaching images from CVAT's {'cloud storage' if cloud_storage_id else 'share'}{label}")
         rq_id = client.attach_server_files(t.task_id, list(t.frame_names), image_quality=quality,
                                            cloud_storage_id=cloud_storage_id, wait=False)
-        set_task(app, t.id, rq_id=rq_id)
+        ctx.record(t.id, state="uploading", rq_id=rq_id)
         t.rq_id = rq_id
         ctx.log(f"task {t.task_id}: {n} images by reference (no bytes sent)")
         return
     ctx.stage(f"uploading images{label}", n)
-    files = [UploadFile(name, path) for name, path in zip(t.frame_names, paths, strict=True)]
     report = client.upload_images(t.task_id, files, image_quality=quality, wait=False,
                                   on_progress=lambda sent, total: ctx.progress(int(n * sent / max(total, 1))))
-    set_task(app, t.id, rq_id=report.rq_id)
+    ctx.record(t.id, state="uploading", rq_id=report.rq_id)
     t.rq_id = report.rq_id
     ctx.log(f"task {t.task_id}: {report.files} images, {report.bytes} bytes in {len(report.request_sizes)} "
             f"request(s)")
 
 
-def finish(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, coco: Future[Path] | None,
+def finish(ctx: SharedContext, client: CvatClient, t: CvatExportTask, coco: Future[Path] | None,
            label: str, foreground: bool) -> None:
     """Wait for CVAT to build the task, import its COCO (if any), mark it done; stages only in the foreground."""
     if t.state == "uploading":
         if foreground:
             ctx.stage(f"waiting for CVAT{label}")
         client.wait(str(t.rq_id), on_status=lambda _st: ctx.check_cancel())
-        set_task(app, t.id, state="data")
+        ctx.record(t.id, state="data")
         t.state = "data"
     if coco is not None:
         if foreground:
@@ -132,5 +105,5 @@ def finish(app: App, ctx: SharedContext, client: CvatClient, t: CvatExportTask, 
                                   on_status=lambda _st: ctx.check_cancel())
         if not foreground:
             ctx.log(f"task {t.task_id}: annotations imported{label}")
-    set_task(app, t.id, state="done")
+    ctx.record(t.id, state="done")
     t.state = "done"

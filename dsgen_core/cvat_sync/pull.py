@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
@@ -41,12 +42,14 @@ def pull_dir(app: App, pull_id: int) -> Path:
 
 
 def download(client: CvatClient, task_ids: list[int], folder: Path) -> None:
-    """Each task's COCO export and its labels (attribute defaults) into `folder`."""
+    """Each task's COCO export, its labels (attribute defaults) and its deleted frames into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for tid in task_ids:
         labels = client.task_labels(tid)  # CvatTaskDeleted first, with a clear message
         client.export_annotations(tid, folder / f"task-{tid}.zip")
         (folder / f"labels-{tid}.json").write_text(json.dumps([_label_dict(lab) for lab in labels]))
+        deleted = client.deleted_frames(tid) if client.get_task(tid).size else []  # /data/meta needs frames
+        (folder / f"deleted-{tid}.json").write_text(json.dumps(deleted))
 
 
 def _label_dict(lab: LabelSpec) -> dict[str, Any]:
@@ -66,14 +69,24 @@ def _default(input_type: str, value: str | None) -> Any:
     return value
 
 
+def _deleted_frames(folder: Path, task_id: int) -> list[str]:
+    """The deleted frames a preview downloaded (none recorded by previews made before they were read)."""
+    path = folder / f"deleted-{task_id}.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def compute(tables: DatasetTables, export: CvatExport, tasks: list[CvatExportTask], folder: Path
             ) -> tuple[PullDiff, Plan]:
     """The diff and the row plan of the downloaded tasks against the source version's tables."""
     from dsgen_core.cvat import read_coco
+    from dsgen_core.cvat_sync.orientation import ROTATE, is_oriented, turn
 
     cats = tables.categories.to_pylist()
     cat_name = {c["category_id"]: c["name"] for c in cats}
     diff, plan = PullDiff(), Plan()
+    ims = tables.images.select(["image_id", "width", "height", "exif_orientation"]).to_pylist()
+    sizes = {r["image_id"]: (r["width"], r["height"]) for r in ims}
+    orientation = {r["image_id"]: r["exif_orientation"] for r in ims if is_oriented(r["exif_orientation"])}
     for t in tasks:
         doc = read_coco(folder / f"task-{t.task_id}.zip")
         cvat_names = [c["name"] for c in sorted(doc.get("categories", []), key=lambda c: c["id"])]
@@ -86,13 +99,28 @@ def compute(tables: DatasetTables, export: CvatExport, tasks: list[CvatExportTas
         defaults = {cat_map.get(lab["name"], lab["name"]): lab["defaults"] for lab in labels}
         frame_to_image = dict(zip(t.frame_names, t.image_ids, strict=True))
         theirs, unmatched, names = their_annotations(doc, frame_to_image, cat_map)
+        deleted = [n for n in _deleted_frames(folder, t.task_id) if n in frame_to_image]
+        for name in deleted:  # CVAT still exports a deleted frame's shapes: the image goes, and they with it
+            image_id = frame_to_image[name]
+            theirs.pop(image_id, None)
+            plan.removed_images.add(image_id)
+            diff.images_deleted.append(name)
+        frames = {frame_to_image[str(im["file_name"])]: (im.get("width"), im.get("height"))
+                  for im in doc.get("images", []) if str(im["file_name"]) in frame_to_image}
+        diff.frames_resized += sum(1 for i, size in frames.items() if size != sizes.get(i, size))  # ours stay
+        if export.exif_remedy == ROTATE:
+            theirs = {i: [turn(a, orientation[i], *frames[i], back=True) for a in anns] if i in orientation else anns
+                      for i, anns in theirs.items()}
         diff.images_in_task += len(doc.get("images", []))
         diff.images_matched += len(theirs)
         diff.images_not_matched += unmatched
         seen = set(names.values())
         diff.images_missing += [n for n in t.frame_names if n not in seen]
+        anns = tables.annotations
+        gone = pa.array([frame_to_image[n] for n in deleted], pa.int64())
+        diff.annotations_of_deleted += pc.sum(pc.is_in(anns.column("image_id"), value_set=gone)).as_py() or 0
         ids = pa.array(list(theirs), pa.int64())
-        rows = tables.annotations.filter(pc.is_in(tables.annotations.column("image_id"), value_set=ids)).to_pylist()
+        rows = anns.filter(pc.is_in(anns.column("image_id"), value_set=ids)).to_pylist()
         ours: dict[int, list[Ann]] = {}
         for r in rows:
             ours.setdefault(int(r["image_id"]), []).append(our_annotation(r, cat_name))
@@ -130,12 +158,15 @@ def apply(tables: DatasetTables, plan: Plan) -> DatasetTables:
         for k, name in enumerate(plan.new_classes):
             rows.append({"category_id": next_id + k, "name": name, "supercategory": ""})
         cats = pa.Table.from_pylist(rows, schema=CATEGORIES_SCHEMA)
+    images, anns = tables.images, tables.annotations
+    if plan.removed_images:  # frames deleted in CVAT: the images leave the version with their annotations
+        gone = pa.array(sorted(plan.removed_images), pa.int64())
+        images = images.filter(pc.invert(pc.is_in(images.column("image_id"), value_set=gone)))
+        anns = anns.filter(pc.invert(pc.is_in(anns.column("image_id"), value_set=gone)))
     if not (plan.removed or plan.updated or plan.added):
-        return DatasetTables(images=tables.images, annotations=tables.annotations, categories=cats,
-                             meta=dict(tables.meta))
+        return DatasetTables(images=images, annotations=anns, categories=cats, meta=dict(tables.meta))
     rename_back = {new: old for old, new in plan.renamed.items()}
     cat_id = {rename_back.get(r["name"], r["name"]): r["category_id"] for r in cats.to_pylist()}
-    anns = tables.annotations
     ids = anns.column("annotation_id")
     drop = pa.array(sorted(plan.removed | set(plan.updated)), pa.int64())
     keep = anns.filter(pc.invert(pc.is_in(ids, value_set=drop)))
@@ -143,7 +174,8 @@ def apply(tables: DatasetTables, plan: Plan) -> DatasetTables:
     for r in changed:
         a = plan.updated[r["annotation_id"]]
         r["category_id"] = cat_id[a.category]
-        _geometry(r, a)
+        if r["annotation_id"] in plan.moved:
+            _geometry(r, a)
         r["attributes"] = json.dumps(a.attributes, separators=(",", ":"))
     next_id = (pc.max(ids).as_py() or 0) + 1
     for k, (image_id, a) in enumerate(plan.added):
@@ -161,24 +193,28 @@ def apply(tables: DatasetTables, plan: Plan) -> DatasetTables:
     counts = anns.group_by("image_id").aggregate([("annotation_id", "count")])
     count_of = dict(zip(counts.column("image_id").to_pylist(), counts.column("annotation_id_count").to_pylist(),
                         strict=True))
-    images = tables.images
     n = pa.array([count_of.get(i, 0) for i in images.column("image_id").to_pylist()], pa.int32())
     images = images.set_column(images.schema.get_field_index("num_annotations"), "num_annotations", n)
     return DatasetTables(images=images, annotations=anns, categories=cats, meta=dict(tables.meta))
 
 
-def _copy_curation(s: Any, source_id: int, target_id: int, user_id: int | None) -> int:
-    """Tags and metadata of the source version's images carry over (image ids are kept)."""
+def _copy_curation(s: Any, source_id: int, target_id: int, user_id: int | None, removed: set[int]) -> int:
+    """Tags and metadata of the source version's images carry over (image ids are kept), but for `removed`."""
     from dsgen_core.curation import store
     from dsgen_core.curation.store import TagChange
     from dsgen_core.curation.values import Typed
 
     seq = store.bump(s, target_id)
     tags = store.tag_state(s, source_id)  # the target is new: every present tag is a change
-
+    if removed:
+        gone = np.array(sorted(removed), np.int64)
+        tags = {tag: ids[~np.isin(ids, gone)] for tag, ids in tags.items()}
     meta = {(r.image_id, r.key): Typed(r.value_type, r.value_str, r.value_num, r.value_bool) for r in s.scalars(
-        select(ImageMeta).where(ImageMeta.version_id == source_id, ImageMeta.deleted.is_(False)))}
+        select(ImageMeta).where(ImageMeta.version_id == source_id, ImageMeta.deleted.is_(False)))
+        if r.image_id not in removed}
     for tag, ids in tags.items():
+        if not len(ids):
+            continue
         store.write_tag_op(s, target_id, seq, user_id, TagChange(tag, True, ids))
     if meta:
         store.write_meta(s, target_id, seq, user_id, meta)
@@ -223,7 +259,7 @@ def run_pull(app: App, ctx: JobContext) -> dict[str, Any]:
                           config={"export_id": export.id, "pull_id": pull_id, "task_ids": [t.task_id for t in tasks],
                                   "server": export.server_url, "query": export.query,
                                   "curation_seq": export.curation_seq, "diff": summary}))
-        carried = _copy_curation(s, source_id, version_id, v.created_by)
+        carried = _copy_curation(s, source_id, version_id, v.created_by, plan.removed_images)
         pull = s.get(CvatPull, pull_id)
         pull.status, pull.new_version_id = "COMMITTED", version_id
         s.add(AuditEntry(user_id=v.created_by, action="cvat.pull.commit", target_type="version", target_id=version_id,

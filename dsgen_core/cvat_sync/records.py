@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dsgen_core.catalog.cvat_models import CvatConnection, CvatExport, CvatExportTask
+from dsgen_core.errors import InvalidRequest
 
 AUTH_KINDS = ("login", "basic", "token", "pat")
 
@@ -66,6 +67,7 @@ class ExportInfo:
     tasks: list[ExportTaskInfo] = field(default_factory=list)
     created_by: int | None = None
     send_references: bool = False
+    exif_remedy: str | None = None
 
     @property
     def links(self) -> list[str]:
@@ -86,6 +88,58 @@ class ExportRequest:
     image_quality: int = 95
     preload_annotations: bool = True
     send_references: bool = False  # CVAT reads the images from its share / cloud storage: no bytes sent
+    # images with an EXIF orientation (CVAT shows them turned): "rotate" or "as-is"; None refuses such images
+    exif: str | None = None
+
+
+@dataclass(frozen=True)
+class OrientedImage:
+    """An image whose EXIF orientation makes viewers, CVAT among them, show it otherwise than stored."""
+
+    image_id: int
+    file_name: str
+    orientation: int
+
+    def __str__(self) -> str:
+        from dsgen_core.cvat_sync.orientation import DESCRIPTIONS
+
+        return f"{self.file_name} ({DESCRIPTIONS[self.orientation]})"
+
+
+@dataclass
+class ExportPreview:
+    """What an export would send (nothing is sent): its tasks, and what needs a choice first."""
+
+    version_id: int
+    connection: str
+    num_images: int
+    num_tasks: int
+    task_names: list[str]
+    oriented: list[OrientedImage]
+    exif: str | None
+    send_references: bool
+
+    @property
+    def needs_exif_choice(self) -> bool:
+        return bool(self.oriented) and self.exif is None
+
+
+class ExifChoiceNeeded(InvalidRequest):
+    """The subset has images with an EXIF orientation and the request did not say what to do with them."""
+
+    def __init__(self, oriented: list[OrientedImage], total: int):
+        super().__init__(exif_refusal(oriented, total))
+        self.oriented = oriented
+
+
+def exif_refusal(oriented: list[OrientedImage], total: int) -> str:
+    """Why an export with EXIF-oriented images needs a choice, and the choices."""
+    examples = ", ".join(map(str, oriented[:3])) + (f" and {len(oriented) - 3} more" if len(oriented) > 3 else "")
+    return (f"{len(oriented)} of the {total} images carry an EXIF orientation ({examples}): CVAT shows them turned "
+            "while their boxes are in the stored pixels' coordinates, so the boxes would land wrong. Choose what to "
+            "do with them: 'rotate' sends them upright with every shape turned exactly with them (and turns CVAT's "
+            "shapes back on pull-back), 'as-is' sends images and shapes unchanged (right when the annotations were "
+            "made on the upright image)")
 
 
 @dataclass
@@ -116,7 +170,7 @@ def export_info(e: CvatExport, tasks: list[CvatExportTask]) -> ExportInfo:
         max_images_per_task=e.max_images_per_task, segment_size=e.segment_size, image_quality=e.image_quality,
         preload_annotations=e.preload_annotations, status=e.status, job_id=e.job_id, error=e.error,
         created_at=e.created_at, finished_at=e.finished_at, created_by=e.created_by,
-        send_references=bool(e.send_references),
+        send_references=bool(e.send_references), exif_remedy=e.exif_remedy,
         tasks=[ExportTaskInfo(t.part, t.name, t.task_id, t.url, t.state, len(t.image_ids or []))
                for t in sorted(tasks, key=lambda t: t.part)],
     )

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsgen_core.cvat import flat_names
+from dsgen_core.cvat.labels import BUILTIN_ATTRIBUTES
+from dsgen_core.cvat_sync.outgoing import Turned, json_text_attributes, turn_images, write_cvat_coco
 from dsgen_core.lake.tables import DatasetTables
 
 
@@ -58,63 +59,67 @@ def share_references(image_ids: Sequence[int], paths: Sequence[Path | None], sha
 def subset_tables(tables: DatasetTables, image_ids: Sequence[int]) -> DatasetTables:
     """The images of `image_ids` and their annotations; every category is kept (they become the labels)."""
     ids = pa.array(list(image_ids), pa.int64())
-    images = tables.images.filter(pc.is_in(tables.images.column("image_id"), value_set=ids))
+    chosen = pc.is_in(tables.images.column("image_id"), value_set=ids)
+    if pc.all(chosen).as_py() is not False:  # the whole version: nothing to copy
+        return DatasetTables(images=tables.images, annotations=tables.annotations, categories=tables.categories,
+                             meta=dict(tables.meta))
+    images = tables.images.filter(chosen)
     anns = tables.annotations.filter(pc.is_in(tables.annotations.column("image_id"), value_set=ids))
     return DatasetTables(images=images, annotations=anns, categories=tables.categories, meta=dict(tables.meta))
 
 
-def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str]) -> DatasetTables:
-    """The COCO of one task as lake tables: its images renamed to their frame names, their annotations, all
-    categories. Arrow only (no per-annotation Python), so the writer can stream it straight to a file."""
+def part_tables(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], turned: Turned | None = None
+                ) -> DatasetTables:
+    """The COCO of one task as lake tables: its images renamed to their frame names, their annotations (object
+    and list attributes as JSON text), all categories. Arrow only (Python touches only rows with such
+    attributes and turned images), so the writer streams it straight to a file. `turned`: images with an
+    EXIF orientation sent upright ("rotate")."""
     ids = pa.array(list(image_ids), pa.int64())
     images = sub.images.filter(pc.is_in(sub.images.column("image_id"), value_set=ids))
     frames = pc.take(pa.array(list(names), pa.string()), pc.index_in(images.column("image_id"), value_set=ids))
     images = images.set_column(images.schema.get_field_index("file_name"), "file_name", frames)
-    anns = sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids))
+    anns = json_text_attributes(sub.annotations.filter(pc.is_in(sub.annotations.column("image_id"), value_set=ids)))
+    if turned:
+        images, anns = turn_images(images, anns, turned)
     meta = {"licenses": sub.meta.get("licenses", []), "info": sub.meta.get("info", {})}
     return DatasetTables(images=images, annotations=anns, categories=sub.categories, meta=meta)
 
 
-def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path) -> Path:
-    """Write one task's COCO 1.0 file (streamed by the COCO writer); runs in a thread during the image upload."""
-    from dsgen_core.formats.coco_writer import write_coco
-
-    write_coco(part_tables(sub, image_ids, names), dest)
-    return dest
+def write_part(sub: DatasetTables, image_ids: Sequence[int], names: Sequence[str], dest: Path,
+               turned: Turned | None = None) -> Path:
+    """Write one task's COCO 1.0 file for CVAT; runs in a thread during the image upload."""
+    return write_cvat_coco(part_tables(sub, image_ids, names, turned), dest)
 
 
 _SEGMENTATION_OF_SHAPE: dict[str, Any] = {"mask": {}, "polygon": [[0.0, 0.0]], "box": []}
-_SUMMARY_SQL = """
-WITH s AS (
-    SELECT category_id, attributes,
-           CASE WHEN rle IS NOT NULL THEN 'mask' WHEN len(polygons) > 0 THEN 'polygon' ELSE 'box' END AS shape
-    FROM annotations)
-SELECT DISTINCT category_id, shape, NULL AS key, NULL AS value FROM s
-UNION
-SELECT DISTINCT s.category_id, s.shape, j.key, j.value::VARCHAR FROM s, json_each(s.attributes) j
-WHERE s.attributes IS NOT NULL AND j.key NOT IN ('occluded', 'rotation')
-"""
 
 
 def coco_summary(sub: DatasetTables) -> dict[str, Any]:
     """A tiny COCO document with one annotation per distinct (category, shape kind, custom attribute value).
 
     `labels_from_coco` and `coco_problems` give the same answers on it as on the full document, which
-    is therefore never built as Python objects (DuckDB does the distinct over all annotations).
+    is therefore never built as Python objects: Arrow groups the annotations by (category, shape, attributes
+    text) and only those distinct groups are parsed.
     """
-    con = duckdb.connect()
-    try:
-        con.register("annotations", sub.annotations.select(["category_id", "attributes", "rle", "polygons"]))
-        rows = con.execute(_SUMMARY_SQL).fetchall()
-    finally:
-        con.close()
+    a = sub.annotations
+    polygons = pc.fill_null(pc.greater(pc.list_value_length(a.column("polygons")), 0), False)
+    shape = pc.if_else(pc.is_valid(a.column("rle")), "mask", pc.if_else(polygons, "polygon", "box"))
+    groups = pa.table({"category_id": a.column("category_id"), "shape": shape, "attributes": a.column("attributes")}
+                      ).group_by(["category_id", "shape", "attributes"], use_threads=False).aggregate([])
+    rows: set[tuple[Any, str, str | None, bytes | None]] = set()
+    for cat, kind, attrs in zip(*(groups.column(c).to_pylist() for c in ("category_id", "shape", "attributes")),
+                                strict=True):
+        rows.add((cat, kind, None, None))
+        for key, value in (orjson.loads(attrs) if attrs else {}).items():
+            if key not in BUILTIN_ATTRIBUTES:
+                rows.add((cat, kind, key, orjson.dumps(value)))
     cats = sub.categories.sort_by("category_id")
     categories = [{"id": i, "name": n} for i, n in zip(cats.column("category_id").to_pylist(),
                                                        cats.column("name").to_pylist(), strict=True)]
-    anns = [{"category_id": cat, "segmentation": _SEGMENTATION_OF_SHAPE[shape],
+    anns = [{"category_id": cat, "segmentation": _SEGMENTATION_OF_SHAPE[kind],
              "attributes": {key: orjson.loads(value)} if key is not None else {}}
-            for cat, shape, key, value in sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2] or "",
-                                                                      r[3] or ""))]
+            for cat, kind, key, value in sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2] or "",
+                                                                     r[3] or b""))]
     return {"categories": categories, "annotations": anns}
 
 

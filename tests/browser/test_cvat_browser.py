@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cvat_fake.fixtures import make_fake  # noqa: F401
-from test_cvat_sync_support import capi, import_on_share, import_version, sample_export  # noqa: F401
+from test_cvat_sync_support import capi, import_on_share, import_version, oriented_export, sample_export  # noqa: F401
 from ui_helpers import act, shot, wait_idle
 
 
@@ -25,6 +25,9 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     assert page.get_by_text(fake.password).count() == 0
     page.get_by_label("Filter (search DSL, empty = all images)", exact=True).fill("width>0")
     page.get_by_label("Task name", exact=True).fill("street-relabel")
+    act(page, lambda: page.get_by_role("button", name="Preview").click())
+    page.get_by_text("Preview: 12 images in 1 task(s) (street-relabel) as image bytes").wait_for()
+    assert fake.tasks() == []  # a preview sends nothing
     shot(page, "cvat_export_form")
     act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
     page.get_by_text("queued: 12 images in 1 task(s)").wait_for()
@@ -39,10 +42,13 @@ def test_export_from_the_page_shows_task_link(capi, make_fake, sample_export, ui
     page.get_by_role("tab", name="Pull back", exact=True).click()
     page.get_by_label("CVAT task id(s) or link(s)", exact=True).fill(f"{fake.url}/tasks/1")
     act(page, lambda: page.get_by_role("button", name="Preview pull").click())
-    page.get_by_text("No changes: the new version would equal the exported one.").wait_for()
+    page.get_by_text("Nothing changed: CVAT has the annotations as they were exported").wait_for()
     assert page.get_by_role("heading", name="Diff of task(s) 1 against street / train v1.0.0 (#1)").count() == 1
+    create = page.get_by_role("button", name="Create new version of street / train")
+    assert create.is_disabled()  # a zero diff creates nothing unless asked
     shot(page, "cvat_pull_preview")
-    act(page, lambda: page.get_by_role("button", name="Create new version of street / train").click(), timeout=60)
+    act(page, lambda: page.get_by_text("Create an identical version anyway").click())
+    act(page, lambda: create.click(), timeout=60)
     page.get_by_text("v1.1.0 is READY").wait_for(timeout=60_000)
     page.get_by_role("tab", name="Exports", exact=True).click()
     picker = page.get_by_role("combobox", name="Export", exact=True)
@@ -76,3 +82,29 @@ def test_export_by_reference_from_the_page(capi, make_fake, sample_export, ui, t
     assert task["size"] == 12 and all(f.startswith("cam3/") for f in task["frames"])  # read from the share
     wait_idle(page)
     shot(page, "cvat_export_by_reference")
+
+
+def test_exif_oriented_images_need_a_choice_on_the_page(capi, make_fake, oriented_export, ui):  # noqa: F811
+    """The preview warns about images CVAT would show turned; the export is refused until a remedy is chosen."""
+    admin = capi.default_actor
+    import_version(capi, admin, oriented_export, group="phone")
+    fake = make_fake()
+    capi.add_cvat_connection(admin, "cvat", fake.url, username=fake.username, secret=fake.password)
+    page = ui
+    act(page, lambda: page.get_by_role("link", name="CVAT").first.click())
+    page.get_by_role("tab", name="Export", exact=True).click()
+    page.get_by_label("Task name", exact=True).fill("phone")
+    act(page, lambda: page.get_by_role("button", name="Preview").click())
+    page.get_by_text("3 image(s) carry an EXIF orientation, so CVAT shows them turned").wait_for()
+    assert page.get_by_text("turned 90° clockwise").count() >= 1
+    act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
+    page.get_by_text("3 of the 12 images carry an EXIF orientation").wait_for()
+    assert fake.tasks() == []
+    shot(page, "cvat_export_exif_refused")
+    page.get_by_label("Images with an EXIF orientation", exact=True).click()
+    page.get_by_role("option", name="rotate: send upright, turn shapes").click()
+    act(page, lambda: page.get_by_role("button", name="Export to CVAT").click())
+    page.get_by_role("link", name="phone (#1)").wait_for(timeout=60_000)
+    assert [t["size"] for t in fake.tasks()] == [12]
+    wait_idle(page)
+    shot(page, "cvat_export_exif_rotated")

@@ -13,6 +13,7 @@ from pycocotools import mask as mask_utils
 
 from .model import Frame, Label, Shape
 
+COORDINATE_ROUNDING_DIGITS = 2  # CVAT (its Datumaro) rounds shape points on import and bboxes on export
 LICENSES = [{"name": "", "id": 0, "url": ""}]
 INFO = {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""}
 
@@ -51,6 +52,10 @@ def _uncompressed(rle: dict[str, Any]) -> dict[str, Any]:
     if flat.size and flat[0] == 1:
         counts = [0, *counts]
     return {"counts": counts, "size": [h, w]}
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(float(v), COORDINATE_ROUNDING_DIGITS) for v in values]
 
 
 def _match_frames(frames: list[Frame]) -> dict[str, int]:
@@ -100,29 +105,33 @@ def import_coco(doc: dict[str, Any], frames: list[Frame], labels: list[Label], n
         if isinstance(seg, dict):
             kind, extra = "mask", {"rle": _uncompressed(seg)}
         elif seg:
-            kind, extra = "polygon", {"polygons": [[float(v) for v in part] for part in seg]}
+            kind, extra = "polygon", {"polygons": [_rounded(part) for part in seg]}
         else:
             x, y, w, h = (float(v) for v in ann["bbox"])
-            kind, extra = "rectangle", {"points": [x, y, x + w, y + h]}
+            kind, extra = "rectangle", {"points": _rounded([x, y, x + w, y + h])}
         if label.type not in ("any", kind):
             raise ImportFailed(f"Label '{label.name}' does not allow {kind} shapes")
         shapes.append(Shape(id=next_id("shape"), type=kind, **common, **extra))
     return shapes
 
 
-def _geometry(s: Shape) -> tuple[list[float], float, Any]:
-    """(bbox, area, segmentation) of a shape, computed the way the COCO export does."""
+def _raster_area(polygons: list[list[float]], frame: Frame) -> float:
+    """The pixel count of the rasterised shape (what CVAT's COCO export calls `area`), at the frame's size."""
+    return float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polygons, frame.height, frame.width))))
+
+
+def _geometry(s: Shape, frame: Frame) -> tuple[list[float], float, Any]:
+    """(bbox, area, segmentation) of a shape as the COCO export writes them: bbox rounded to 2 decimals, area
+    the raster pixel count (a 56.03 x 33.72 box has area 1848.0, not 1889.3)."""
     if s.type == "rectangle":
         x1, y1, x2, y2 = s.points
-        return [x1, y1, x2 - x1, y2 - y1], (x2 - x1) * (y2 - y1), []
+        return _rounded([x1, y1, x2 - x1, y2 - y1]), _raster_area([[x1, y1, x2, y1, x2, y2, x1, y2]], frame), []
     if s.type == "polygon":
         xs = [v for p in s.polygons for v in p[0::2]]
         ys = [v for p in s.polygons for v in p[1::2]]
         x, y = min(xs), min(ys)
-        h = max(1, int(np.ceil(max(ys))) + 1)
-        w = max(1, int(np.ceil(max(xs))) + 1)
-        area = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(s.polygons, h, w))))
-        return [x, y, max(xs) - x, max(ys) - y], area, [list(p) for p in s.polygons]
+        return (_rounded([x, y, max(xs) - x, max(ys) - y]), _raster_area(s.polygons, frame),
+                [list(p) for p in s.polygons])
     rle = mask_utils.frPyObjects(s.rle, *s.rle["size"])
     return [float(v) for v in mask_utils.toBbox(rle)], float(mask_utils.area(rle)), copy_rle(s.rle)
 
@@ -143,7 +152,7 @@ def export_coco(frames: list[Frame], shapes: list[Shape], labels: list[Label]) -
         label = label_of.get(s.label_id)
         if label is None:
             continue
-        bbox, area, seg = _geometry(s)
+        bbox, area, seg = _geometry(s, frames[s.frame])
         attrs: dict[str, Any] = {a.name: a.to_coco(s.attributes.get(a.id, a.default_value)) for a in label.attributes}
         attrs["occluded"] = s.occluded
         attrs["rotation"] = s.rotation

@@ -135,6 +135,7 @@ class Task:
     data_state: str = ""  # legacy /status: Queued | Started | Finished | Failed
     data_message: str = ""
     tus: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id → {"name", "length", "offset", "path"}
+    deleted_frames: list[int] = field(default_factory=list)  # hidden in CVAT's UI, still in its COCO export
 
     @property
     def size(self) -> int:
@@ -231,6 +232,17 @@ class State:
             project = self.projects.get(task.project_id)
             return project.labels if project else []
         return task.own_labels
+
+    def all_labels(self) -> list[Label]:
+        return [lab for p in self.projects.values() for lab in p.labels] + [
+            lab for t in self.tasks.values() for lab in t.own_labels]
+
+    def sibling_labels(self, label: Label) -> list[Label]:
+        """The labels sharing `label`'s project or task (names are unique among them)."""
+        if label.project_id is not None and label.project_id in self.projects:
+            return self.projects[label.project_id].labels
+        task = self.tasks.get(label.task_id or -1)
+        return task.own_labels if task else [label]
 
     # -- requests ------------------------------------------------------------------------------------
 

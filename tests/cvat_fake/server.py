@@ -1,4 +1,4 @@
-"""A fake CVAT server over real HTTP, behaving as ../shared/CVAT_API.md describes, version-switchable.
+"""A fake CVAT server over real HTTP, behaving as docs/cvat.md ("The fake CVAT") describes, version-switchable.
 
     with FakeCvat(version="2.23.1") as cvat:          # listens on a free loopback port
         cvat.url, cvat.username, cvat.password
@@ -35,6 +35,9 @@ from .wire import MultipartError, body_chunks, parse_multipart
 
 COCO = "COCO 1.0"
 EXPORT_FORMATS = (COCO,)
+EXIF_ORIENTATION = 0x0112
+MEDIA_TYPE = "application/vnd.cvat+json"  # CVAT's only JSON renderer
+API_VERSIONS = ("2.0",)  # what `Accept: …; version=` may ask for
 SORTING = ("lexicographical", "natural", "predefined", "random")
 
 
@@ -57,6 +60,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     retry_after: float | None = None
+    body: Any = None  # the JSON answer with `status` (default {"detail": "injected failure"})
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -346,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, {"detail": "JSON parse error"}) from None
 
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None,
-              raw: bytes | None = None, content_type: str = "application/json") -> None:
+              raw: bytes | None = None, content_type: str = MEDIA_TYPE) -> None:
         self._drain()
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         self.send_response(status)
@@ -381,7 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Drop
                 if fault.status is not None:
                     hdrs = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    self._send(fault.status, {"detail": "injected failure"}, hdrs)
+                    body = fault.body if fault.body is not None else {"detail": "injected failure"}
+                    self._send(fault.status, body, hdrs)
                     return
             if fake.max_body_bytes is not None and int(self.headers.get("Content-Length") or 0) > fake.max_body_bytes:
                 self._send(413, raw=b"<html><body>413 Request Entity Too Large</body></html>",
@@ -454,10 +459,12 @@ class _Handler(BaseHTTPRequestHandler):
             (r"^/api/projects/?$", "projects"),
             (r"^/api/projects/(\d+)/?$", "project"),
             (r"^/api/labels/?$", "labels"),
+            (r"^/api/labels/(\d+)/?$", "label"),
             (r"^/api/tasks/?$", "tasks"),
             (r"^/api/tasks/(\d+)/?$", "task"),
             (r"^/api/tasks/(\d+)/status/?$", "task_status"),
             (r"^/api/tasks/(\d+)/data/?$", "task_data"),
+            (r"^/api/tasks/(\d+)/data/meta/?$", "data_meta"),
             (r"^/api/tasks/(\d+)/(data|annotations)/([0-9a-f]{32})$", "tus_file"),
             (r"^/api/tasks/(\d+)/annotations/?$", "annotations"),
             (r"^/api/tasks/(\d+)/dataset/export/?$", "export"),
@@ -466,10 +473,26 @@ class _Handler(BaseHTTPRequestHandler):
         ]
     ]
 
+    def _negotiate(self) -> None:
+        """DRF's content negotiation, before authentication: 406 unless the Accept header admits CVAT's renderer."""
+        accept = self.headers.get("Accept")
+        if accept is None or not accept.strip():
+            return
+        for item in accept.split(","):
+            media, *params = (p.strip() for p in item.split(";"))
+            if media.lower() in ("*/*", "application/*", MEDIA_TYPE):
+                version = next((v.strip('"') for k, _, v in (p.partition("=") for p in params)
+                                if k.strip().lower() == "version"), None)
+                if media.lower() == MEDIA_TYPE and version is not None and version not in API_VERSIONS:
+                    raise ApiError(406, {"detail": 'Invalid version in "Accept" header.'})
+                return
+        raise ApiError(406, {"detail": "Could not satisfy the request Accept header."})
+
     def _dispatch(self, method: str) -> None:
         for pattern, name in self._ROUTES:
             m = pattern.match(self._path)
             if m:
+                self._negotiate()
                 if name not in ("about", "login"):
                     self._who = self._user(method)
                 getattr(self, "r_" + name)(method, *m.groups())
@@ -589,6 +612,26 @@ class _Handler(BaseHTTPRequestHandler):
                 labels = [lab for p in st.projects.values() for lab in p.labels]
             self._send(200, self._page([lab.api() for lab in labels]))
 
+    def r_label(self, method: str, lid: str) -> None:
+        """`GET` one label; `PATCH {"name": ...}` renames it (the shapes keep it, so they come back renamed)."""
+        st = self.fake.state
+        with st.lock:
+            lab = next((lab for lab in st.all_labels() if lab.id == int(lid)), None)
+        if lab is None:
+            raise ApiError(404, {"detail": "No Label matches the given query."})
+        if method == "PATCH":
+            name = str(self._json_body().get("name") or "").strip()
+            if not name:
+                raise ApiError(400, {"name": ["This field may not be blank."]})
+            with st.lock:
+                siblings = st.sibling_labels(lab)
+                if any(other.name == name and other.id != lab.id for other in siblings):
+                    raise ApiError(400, {"name": [f"Label '{name}' already exists"]})
+                lab.name = name
+        elif method != "GET":
+            raise self._not_allowed(method)
+        self._send(200, lab.api())
+
     # -- tasks ------------------------------------------------------------------------------------------
 
     def _task_json(self, t: Task) -> dict[str, Any]:
@@ -696,10 +739,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- image data -------------------------------------------------------------------------------------
 
-    def _save_client_files(self, t: Task) -> dict[str, list[str]]:
+    def _save_client_files(self, t: Task, check_fields: bool = False) -> dict[str, list[str]]:
         """Parse a multipart body; `client_files[i]` parts are stored under their base name (as Django does).
 
-        Files are committed only once the whole request parsed: a refused request leaves nothing behind.
+        Files are committed only once the whole request parsed and (`check_fields`: an Upload-Multiple batch,
+        which CVAT checks with the same data serializer) its fields passed: a refused request leaves nothing.
         """
         assert t.upload_dir is not None
         staged: list[tuple[str, Path]] = []
@@ -726,6 +770,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         finally:
             self._rec.files = len(staged)
+        if check_fields:
+            try:
+                self._quality(self._flatten(fields))
+            except ApiError:
+                for _, tmp in staged:
+                    tmp.unlink(missing_ok=True)
+                raise
         try:  # outside the lock: a Django worker holds no server-wide lock while it writes files
             for name, tmp in staged:
                 os.replace(tmp, t.upload_dir / name)
@@ -759,7 +810,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif h.get("Upload-Multiple"):
             if not t.upload_open:
                 raise ApiError(400, {"detail": "Upload-Multiple without Upload-Start"})
-            self._save_client_files(t)
+            self._save_client_files(t, check_fields=True)
             self._send(200)
         elif h.get("Tus-Resumable") and h.get("Upload-Length"):
             if not t.upload_open:
@@ -808,8 +859,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._flatten(form)
         return self._json_body()
 
-    def _create_data(self, t: Task, fields: dict[str, Any]) -> None:
-        """Validate the data fields (image_quality is required) and start the create request."""
+    @staticmethod
+    def _quality(fields: dict[str, Any]) -> int:
+        """The data serializer's check of `image_quality` (required, 1-100) that every data request passes."""
         quality = fields.get("image_quality")
         if quality in (None, ""):
             raise ApiError(400, {"image_quality": ["This field is required."]})
@@ -819,6 +871,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, {"image_quality": ["A valid integer is required."]}) from None
         if not 1 <= quality <= 100:
             raise ApiError(400, {"image_quality": ["Ensure this value is between 1 and 100."]})
+        return quality
+
+    def _create_data(self, t: Task, fields: dict[str, Any]) -> None:
+        """Validate the data fields (image_quality is required) and start the create request."""
+        quality = self._quality(fields)
         sorting = fields.get("sorting_method") or "lexicographical"
         if sorting not in SORTING:
             raise ApiError(400, {"sorting_method": [f'"{sorting}" is not a valid choice.']})
@@ -864,8 +921,11 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     with Image.open(path) as im:
                         w, h = im.size
+                        orientation = im.getexif().get(EXIF_ORIENTATION)
                 except Exception:  # noqa: BLE001
                     raise ValueError(f"Unidentified image file: {name}") from None
+                if orientation in (5, 6, 7, 8):  # CVAT applies the EXIF orientation: the frame is turned
+                    w, h = h, w
                 frames.append(Frame(name, w, h, path))
             with state.lock:
                 t.frames = frames
@@ -874,6 +934,37 @@ class _Handler(BaseHTTPRequestHandler):
         rq = Request(self._rq_id("create", t), "create", t.id)
         self._start(rq, work)
         self._send(202, {"rq_id": rq.id})
+
+    def _meta_json(self, t: Task) -> dict[str, Any]:
+        return {"chunk_size": 72, "size": t.size, "image_quality": t.image_quality, "start_frame": 0,
+                "stop_frame": max(0, t.size - 1), "frame_filter": "", "storage": "local",
+                "frames": [{"width": f.width, "height": f.height, "name": f.name, "related_files": 0}
+                           for f in t.frames],
+                "deleted_frames": sorted(t.deleted_frames), "included_frames": None}
+
+    def r_data_meta(self, method: str, tid: str) -> None:
+        """`GET` the frames as CVAT built them (sizes after EXIF orientation) and the deleted frames;
+        `PATCH {"deleted_frames": [...]}` hides frames (the COCO export still lists them, as on 2.23)."""
+        st = self.fake.state
+        with st.lock:
+            t = self._task(tid)
+            if not t.frames:
+                raise ApiError(400, {"detail": "The task has no data"})
+        if method == "PATCH":
+            body = self._json_body()
+            frames = body.get("deleted_frames", None)
+            if not isinstance(frames, list) or not all(isinstance(f, int) and not isinstance(f, bool)
+                                                       for f in frames):
+                raise ApiError(400, {"deleted_frames": ["Expected a list of frame numbers."]})
+            bad = [f for f in frames if not 0 <= f < t.size]
+            if bad:
+                raise ApiError(400, {"deleted_frames": [f"Invalid frame numbers: {bad}"]})
+            with st.lock:
+                t.deleted_frames = sorted(set(frames))
+        elif method != "GET":
+            raise self._not_allowed(method)
+        with st.lock:
+            self._send(200, self._meta_json(t))
 
     # -- TUS ---------------------------------------------------------------------------------------------
 

@@ -1,14 +1,14 @@
 """import roots: the server folders a site admin opens for importing, optionally per organization/user
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision, down_revision = "0010", "0008"
+revision, down_revision = "0010", "0009"
 branch_labels = depends_on = None
 
 
