@@ -355,11 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every way it can end is one line on stderr and an exit code, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from dsgen_core.cli_exits import EXIT_PIPE, catalog_error_line, silence_stdio
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that went away (`| head`) shows up here
+        return code
+    except BrokenPipeError:
+        silence_stdio()
+        return EXIT_PIPE
     except DsgenError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OperationalError as exc:
+        print(f"error: {catalog_error_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

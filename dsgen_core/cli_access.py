@@ -44,11 +44,30 @@ def _write_tokens(tokens: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def given_token(args: argparse.Namespace) -> str | None:
+    """The token named by `--token` or $DSGEN_TOKEN; an empty one (an unset shell variable) is refused
+    instead of quietly acting as the operator."""
+    from dsgen_core.errors import InvalidRequest
+
+    given = (("--token", getattr(args, "token", None), "leave --token out"),
+             ("DSGEN_TOKEN", os.environ.get("DSGEN_TOKEN"), "unset DSGEN_TOKEN"))
+    for where, value, instead in given:
+        if value is None:
+            continue
+        if not value.strip():
+            raise InvalidRequest(f"{where} is empty: pass a session token (`dsgen login` saves one), or {instead} "
+                                 "to act as the installation's operator")
+        return value.strip()
+    return None
+
+
 def acting_user(api: Any, args: argparse.Namespace) -> Any:
     """The actor of this command: a token's user, or the operator (first admin) when there is none."""
     from dsgen_core.errors import PermissionDenied
 
-    token = getattr(args, "token", None) or os.environ.get("DSGEN_TOKEN") or _read_tokens().get(_catalog_key(api))
+    token = given_token(args)
+    if token is None:
+        token = _read_tokens().get(_catalog_key(api))
     if not token:
         return api.default_actor
     actor = api.actor_for_token(token)
