@@ -556,7 +556,7 @@ def test_escaped_quotes_at_every_chunk_offset(tmp_path, monkeypatch):
     "key,value,expected",
     [
         ("bbox", {"x": 1}, "'bbox' must be a list of 4 numbers, got {\"x\":1}"),
-        ("segmentation", 5, "'segmentation' must be a list, got 5"),
+        ("segmentation", 5, "'segmentation' must be a list of lists of numbers, got 5"),
         ("area", [1], "'area' must be a number, got [1]"),
     ],
 )
@@ -576,9 +576,63 @@ def test_cvat_export_takes_the_typed_path_only(tmp_path, monkeypatch):
     assert read_ok(dump(tmp_path / "in.json", cvat_doc(), indent=2)).annotations.num_rows == 5
 
 
-@pytest.mark.parametrize("segmentation", [[[1, 2, "x", 4, 5, 6]], [[1, 2, None, 4]], [None]])
+@pytest.mark.parametrize("segmentation", [[[1, 2, None, 4]], [None]])
 def test_polygon_with_non_numbers(tmp_path, segmentation):
     doc = cvat_doc()
     doc["annotations"][4]["segmentation"] = segmentation
     f = only(read_err(dump(tmp_path / "in.json", doc)), "bad_type")
     assert f.examples == ["annotations[4] (id=5): 'segmentation' polygons must hold only numbers"]
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("bbox", ["1", "2", "3", "4"], "'bbox' must be a list of 4 numbers, got [\"1\",\"2\",\"3\",\"4\"]"),
+        ("bbox", [1, 2, "3", 4], "'bbox' must be a list of 4 numbers, got [1,2,\"3\",4]"),
+        ("segmentation", [[1, 2, "x", 4, 5, 6]], "'segmentation' must be a list of lists of numbers, got [[1,2,\"x\",4,5,6]]"),
+        ("segmentation", [[1, 1, 5, 1, 5, 5], [7, "7", 9, 7, 9, 9]],
+         "'segmentation' must be a list of lists of numbers, got [[1,1,5,1,5,5],[7,\"7\",9,7,9,9]]"),
+        ("segmentation", ["1, 2, 3, 4, 5, 6"], "'segmentation' must be a list of lists of numbers, got [\"1, 2, 3, 4, 5, 6\"]"),
+        ("keypoints", [10, "20", 2], "'keypoints' must be a list of numbers, got [10,\"20\",2]"),
+        ("segmentation", {"counts": [5, 10, 85], "size": ["10", "10"]},
+         "'segmentation' must be an RLE object (counts: a string or a list of numbers, size: [height, width]), "
+         "got {\"counts\":[5,10,85],\"size\":[\"10\",\"10\"]}"),
+    ],
+)
+def test_strings_where_numbers_belong_inside_arrays_are_bad_type(tmp_path, chunked, key, value, expected):
+    """The typed read would turn "12" into 12.0; the scan sees strings inside arrays and the strict pass says so."""
+    doc = cvat_doc()
+    doc["annotations"][1][key] = value
+    for indent in (None, 2):
+        f = only(read_err(dump(tmp_path / "in.json", doc, indent=indent)), "bad_type")
+        assert f.examples == [f"annotations[1] (id=2): {expected}"]
+
+
+def test_strings_inside_a_category_skeleton_are_bad_type(tmp_path):
+    doc = rich_doc()
+    doc["categories"][2]["skeleton"] = [[1, "2"]]
+    f = only(read_err(dump(tmp_path / "in.json", doc)), "bad_type")
+    assert f.examples == ["categories[2] (id=7): 'skeleton' must be a list of lists of numbers, got [[1,\"2\"]]"]
+
+
+def test_strings_in_attribute_lists_and_escaped_quotes_stay_on_the_typed_values(tmp_path, chunked):
+    """Lists of strings are fine inside attributes (and keys with escaped quotes count right): nothing is refused."""
+    doc = cvat_doc()
+    doc["annotations"][0]["attributes"]["tags"] = ["night", 'a "q" \\', "[x]"]
+    doc["annotations"][1]["attributes"]['k"ey'] = {"nested": ["s", 1]}
+    tables = read_ok(dump(tmp_path / "in.json", doc, indent=1))
+    back = json.loads(tables.annotations.column("attributes")[0].as_py())
+    assert back["tags"] == ["night", 'a "q" \\', "[x]"]
+
+
+def test_strings_inside_arrays_are_counted_at_every_chunk_offset(tmp_path, monkeypatch):
+    """The scan's count of strings inside annotation arrays, with escaped quotes and chunk edges anywhere."""
+    monkeypatch.setattr(coco_reader, "_CHUNK", 64)
+    plain, strings = cvat_doc(), cvat_doc()
+    strings["annotations"][3]["bbox"] = ["1", "2", "3", "4"]
+    strings["annotations"][0]["attributes"]["tags"] = ['x\\"', "y"]  # in attributes: counted, still fine
+    path = tmp_path / "e.json"
+    for pad in range(64):
+        for doc, expected in ((plain, 0), (strings, 6)):
+            path.write_bytes(b" " * pad + orjson.dumps(doc))
+            assert coco_reader._split(path).ann_array_strings == expected, pad

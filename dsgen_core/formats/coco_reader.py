@@ -9,10 +9,12 @@ becomes one value of a zero-copy Arrow string array over the same bytes, which D
 in parallel into typed columns; small top-level values (info, licenses, unknown keys) are
 parsed with orjson. No Python object is built per record.
 
-Annotations take a typed fast path. The scan counts the keys of all annotations and the values
-that are strings; a second, strict pass over the raw JSON values runs only when those counts
-show strings where numbers belong, unknown keys, explicit nulls or values the typed read could
-not convert. Images and categories (much smaller) always take the strict pass.
+Annotations take a typed fast path. The scan counts the keys of all annotations, the values
+that are strings and the quotes; strings that are neither keys nor object values sit inside
+arrays, where only numbers belong outside `attributes`. A second, strict pass over the raw JSON
+values runs only when those counts show strings where numbers may belong (the typed read would
+turn "12" into 12), unknown keys, explicit nulls or values the typed read could not convert.
+Images and categories (much smaller) always take the strict pass.
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ class _Container:
     end: int = -1  # offset of its closing bracket
     n_keys: int = 0  # keys of its elements, i.e. colons at element depth
     n_string_values: int = 0  # element values that are strings (counted in annotations only)
+    # Annotations only: keys and string values of objects nested in elements, and every quote. Strings are
+    # object keys, object values or array elements, so what the quotes leave over sits inside arrays.
+    n_nested_keys: int = 0
+    n_nested_string_values: int = 0
+    n_quotes: int = 0
     rle_keys: list[np.ndarray] = field(default_factory=list)  # offsets of "segmentation" keys of objects
 
 
@@ -161,7 +168,7 @@ class _Scanner:
         c = self.buf[s : s + _CHUNK]
         if c.size % 64:
             c = np.concatenate([c, np.full(64 - c.size % 64, _SPACE, dtype=np.uint8)])
-        inside = self._string_bits(c, s)
+        inside, quotes = self._string_bits(c, s)
         folded = c | 0x20  # '[' -> '{' and ']' -> '}'
         mask = folded == _LBRACE
         mask |= folded == _RBRACE
@@ -169,6 +176,7 @@ class _Scanner:
         bits = np.packbits(mask, bitorder="little").view(np.uint64) & ~inside
         rel = np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little").view(bool))
         if rel.size == 0:
+            self._count_quotes(quotes, s)
             return
         pos = rel + s
         byte = c[rel]
@@ -187,11 +195,24 @@ class _Scanner:
         if bound.size:
             self._boundaries(pos[bound], byte[bound], delta[bound], level[bound])
         if self.containers:
-            self._element_keys(pos[(delta == 0) & (after == 3)])
+            colons = delta == 0
+            self._element_keys(pos[colons & (after == 3)])
+            self._nested_keys(pos[colons & (after > 3)])
             self._rle_values(pos[(byte == _LBRACE) & (before == 3)])
+            self._count_quotes(quotes, s)
 
-    def _string_bits(self, c: np.ndarray, s: int) -> np.ndarray:
-        """One bit per byte, set from an opening quote up to (not including) its closing quote."""
+    def _count_quotes(self, quotes: np.ndarray, s: int) -> None:
+        """Add the (unescaped) quotes of this chunk that lie inside `annotations`."""
+        end = s + quotes.size
+        for cont in self.containers:
+            if cont.key != "annotations" or (0 <= cont.end < s) or cont.start >= end:
+                continue
+            lo, hi = max(cont.start, s), (cont.end if cont.end >= 0 else end)
+            cont.n_quotes += int(np.count_nonzero(quotes[lo - s : min(hi, end) - s]))
+
+    def _string_bits(self, c: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """One bit per byte, set from an opening quote up to (not including) its closing quote; and the
+        unescaped quotes themselves."""
         quotes = c == _QUOTE
         if self.raw.find(b"\\", max(s - 1, 0), s + _CHUNK) >= 0:
             self._drop_escaped_quotes(quotes, c, s)
@@ -206,7 +227,7 @@ class _Scanner:
             q = np.flatnonzero(quotes)
             if q.size:
                 self.last_quote = int(q[-1]) + s
-        return x
+        return x, quotes
 
     def _drop_escaped_quotes(self, quotes: np.ndarray, c: np.ndarray, s: int) -> None:
         """Clear quotes preceded by an odd run of backslashes (rare, so only those are visited)."""
@@ -283,6 +304,13 @@ class _Scanner:
             if cont.key == "annotations":
                 first = self._next_nonblank(cpos + 1)
                 cont.n_string_values += int(np.count_nonzero(first == _QUOTE))
+
+    def _nested_keys(self, colons: np.ndarray) -> None:
+        """In `annotations`, count the keys of nested objects (attributes, RLE) and their string values."""
+        for cont, cpos in self._owners(colons):
+            if cont.key == "annotations":
+                cont.n_nested_keys += int(cpos.size)
+                cont.n_nested_string_values += int(np.count_nonzero(self._next_nonblank(cpos + 1) == _QUOTE))
 
     def _next_nonblank(self, pos: np.ndarray) -> np.ndarray:
         """The first non-blank byte at or after each offset (one gather unless blanks follow)."""
@@ -547,6 +575,7 @@ class _Split:
     starts: dict[str, np.ndarray]  # file offset of each element, for error messages
     ann_keys: int  # keys of all annotations, as counted by the scan
     ann_string_values: int
+    ann_array_strings: int  # strings inside arrays of annotations (numbers belong there, except in attributes)
 
 
 def _load(path: Path) -> tuple[bytearray, np.ndarray]:
@@ -616,6 +645,8 @@ def _split(path: Path) -> _Split:
         starts={key: e.starts for key, e in elems.items()},
         ann_keys=ann.n_keys,
         ann_string_values=ann.n_string_values,
+        ann_array_strings=ann.n_quotes // 2 - ann.n_keys - ann.n_nested_keys - ann.n_string_values
+        - ann.n_nested_string_values,
     )
 
 
@@ -628,7 +659,7 @@ def _split(path: Path) -> _Split:
 class _Field:
     """A known key of a COCO record: how its JSON value is checked and which column it fills.
 
-    kind: int | int32 | number | str | json | list | object | bbox | bool01.
+    kind: int | int32 | number | str | json | list | object | bbox | bool01 | numbers | number_lists | rle.
     lenient: a value of another type goes to `extra` instead of being an error.
     """
 
@@ -637,6 +668,11 @@ class _Field:
     column: str | None = None
     required: bool = False
     lenient: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The key as the file spells it (RLE values are read under a renamed key)."""
+        return "segmentation" if self.key == RLE_KEY else self.key
 
 
 _IMAGE_FIELDS = (
@@ -654,7 +690,7 @@ _CATEGORY_FIELDS = (
     _Field("name", "str", "name", required=True),
     _Field("supercategory", "str", "supercategory", lenient=True),
     _Field("keypoints", "json", "keypoints"),
-    _Field("skeleton", "json", "skeleton"),
+    _Field("skeleton", "number_lists", "skeleton"),
 )
 # In the strict pass over annotations only the exact integer columns are taken; the rest of
 # the columns always come from the typed pass.
@@ -662,13 +698,13 @@ _ANNOTATION_FIELDS = (
     _Field("id", "int", "annotation_id", required=True),
     _Field("image_id", "int", "image_id", required=True),
     _Field("category_id", "int", "category_id", required=True),
-    _Field("segmentation", "list"),
-    _Field(RLE_KEY, "object"),
+    _Field("segmentation", "number_lists"),
+    _Field(RLE_KEY, "rle"),
     _Field("area", "number"),
     _Field("bbox", "bbox"),
     _Field("iscrowd", "bool01"),
     _Field("attributes", "json"),
-    _Field("keypoints", "list"),
+    _Field("keypoints", "numbers"),
     _Field("num_keypoints", "int32", "num_keypoints"),
     _Field("score", "number"),
 )
@@ -699,6 +735,9 @@ _KIND_TEXT = {
     "object": "an object",
     "bbox": "a list of 4 numbers",
     "bool01": "0 or 1",
+    "numbers": "a list of numbers",
+    "number_lists": "a list of lists of numbers",
+    "rle": "an RLE object (counts: a string or a list of numbers, size: [height, width])",
 }
 
 
@@ -733,6 +772,11 @@ def _json_member(key: str) -> str:
     return _sql_str(orjson.dumps(key).decode() + ":")
 
 
+def _all_numbers(v: str) -> str:
+    """SQL: every element of the JSON array `v` is a number (true for an empty array)."""
+    return f"coalesce(list_bool_and([json_type(e) IN {_NUMERIC_JSON} for e in json_extract({v}, '$[*]')]), true)"
+
+
 def _value_sql(kind: str, v: str, t: str) -> str:
     """SQL for the typed value of JSON `v` (json_type `t`), NULL when it is not of `kind`."""
     as_double = f"TRY_CAST({v} AS DOUBLE)"
@@ -751,8 +795,17 @@ def _value_sql(kind: str, v: str, t: str) -> str:
     if kind == "object":
         return f"(CASE WHEN {t} = 'OBJECT' THEN {v}::VARCHAR END)"
     if kind == "bbox":
-        elems = f"[json_type(e) IN {_NUMERIC_JSON} for e in json_extract({v}, '$[*]')]"
-        return f"(CASE WHEN {t} = 'ARRAY' AND json_array_length({v}) = 4 AND list_bool_and({elems}) THEN {v}::VARCHAR END)"
+        return f"(CASE WHEN {t} = 'ARRAY' AND json_array_length({v}) = 4 AND {_all_numbers(v)} THEN {v}::VARCHAR END)"
+    if kind == "numbers":
+        return f"(CASE WHEN {t} = 'ARRAY' AND {_all_numbers(v)} THEN {v}::VARCHAR END)"
+    if kind == "number_lists":
+        inner = f"[json_type(p) = 'ARRAY' AND {_all_numbers('p')} for p in json_extract({v}, '$[*]')]"
+        return f"(CASE WHEN {t} = 'ARRAY' AND coalesce(list_bool_and({inner}), true) THEN {v}::VARCHAR END)"
+    if kind == "rle":
+        counts, size = f"json_extract({v}, '$.counts')", f"json_extract({v}, '$.size')"
+        ok_counts = f"(json_type({counts}) = 'VARCHAR' OR (json_type({counts}) = 'ARRAY' AND {_all_numbers(counts)}))"
+        ok_size = f"(json_type({size}) = 'ARRAY' AND json_array_length({size}) = 2 AND {_all_numbers(size)})"
+        return f"(CASE WHEN {t} = 'OBJECT' AND {ok_counts} AND {ok_size} THEN {v}::VARCHAR END)"
     if kind == "bool01":
         return f"(CASE WHEN {t} = 'BOOLEAN' OR ({t} IN {_NUMERIC_JSON} AND {as_double} IN (0, 1)) THEN {v}::VARCHAR END)"
     return f"(CASE WHEN {t} <> 'NULL' THEN {v}::VARCHAR END)"  # json: anything
@@ -859,13 +912,13 @@ class _Reader:
                 for r, rid, vals in zip(hit, ids, raw, strict=False):
                     where = f"{name}[{r}] (id={'?' if rid is None else rid})"
                     if code == "missing_key":
-                        examples.append(f"{where}: missing {f.key!r}")
+                        examples.append(f"{where}: missing {f.shown!r}")
                     else:
-                        examples.append(f"{where}: {f.key!r} must be {_KIND_TEXT[f.kind]}, got {vals[i]}")
+                        examples.append(f"{where}: {f.shown!r} must be {_KIND_TEXT[f.kind]}, got {vals[i]}")
                 what = (
-                    f"missing {f.key!r}"
+                    f"missing {f.shown!r}"
                     if code == "missing_key"
-                    else f"{f.key!r} is not {_KIND_TEXT[f.kind]}"
+                    else f"{f.shown!r} is not {_KIND_TEXT[f.kind]}"
                 )
                 off = int(self.split.starts[name][hit[0]])
                 problems.append(
@@ -898,7 +951,8 @@ class _Reader:
         it if the typed read lost keys (unknown keys, explicit nulls, type mismatches, huge ids)."""
         if not len(self.split.records["annotations"]):
             return ANNOTATIONS_SCHEMA.empty_table()
-        exact = self._annotations_strict() if self.split.ann_string_values else None
+        scan_saw_strings = self.split.ann_string_values or self.split.ann_array_strings
+        exact = self._annotations_strict() if scan_saw_strings else None
         typed = self._annotations_typed()
         bad = _to_numpy(typed.column("_bad"))
         if exact is None:
