@@ -636,3 +636,44 @@ def test_strings_inside_arrays_are_counted_at_every_chunk_offset(tmp_path, monke
         for doc, expected in ((plain, 0), (strings, 6)):
             path.write_bytes(b" " * pad + orjson.dumps(doc))
             assert coco_reader._split(path).ann_array_strings == expected, pad
+
+
+def _with_duplicate(text: str, where: str, key: str, value: str) -> str:
+    """The JSON text with `"key": value` added again right after the first `where` (a raw edit: dicts cannot)."""
+    at = text.index(where) + len(where)
+    return text[:at] + f'"{key}": {value}, ' + text[at:]
+
+
+@pytest.mark.parametrize(
+    "array,where,key,value,example",
+    [
+        ("images", '"images": [{', "file_name", '"other.jpg"', "images[0] (id=1): 'file_name' twice"),
+        ("annotations", '"annotations": [{', "category_id", "2", "annotations[0] (id=1): 'category_id' twice"),
+        ("annotations", '"annotations": [{', "track", "7", None),  # an unknown key once: fine
+        ("categories", '"categories": [{', "name", '"bike"', "categories[0] (id=1): 'name' twice"),
+    ],
+)
+def test_a_key_named_twice_in_a_record_is_reported(tmp_path, chunked, array, where, key, value, example):
+    text = _with_duplicate(json.dumps(cvat_doc()), where, key, value)
+    path = tmp_path / "in.json"
+    path.write_text(text)
+    if example is None:
+        assert read_ok(path).annotations.num_rows == 5
+        return
+    first = json.loads(text)[array][0][key]  # Python's json (and so pycocotools) keeps the last value
+    assert str(first) not in value
+    f = only(read_err(path), "duplicate_key")
+    assert f.severity == "error" and f.examples == [example]
+    assert "Python's json and pycocotools take the last" in f.message
+
+
+def test_a_top_level_key_named_twice_is_reported(tmp_path):
+    text = json.dumps(cvat_doc())
+    text = text[:-1] + ', "annotations": []}'  # a second, empty list would hide the first
+    f = only(read_err(dump_text(tmp_path / "in.json", text)), "duplicate_key")
+    assert "the top-level object names 'annotations' twice" in f.message and "in.json" in f.message
+
+
+def dump_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

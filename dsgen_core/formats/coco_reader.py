@@ -20,8 +20,10 @@ Images and categories (much smaller) always take the strict pass.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -460,12 +462,23 @@ def _parse_root(buf: np.ndarray, st: _Structure) -> dict[str, Any]:
         at = len(exc.doc[: exc.pos].encode()) if isinstance(exc.doc, str) else exc.pos
         skel_off, file_off = max((m for m in marks if m[0] <= at), default=(0, st.root_start))
         raise _Problem("json_unreadable", f"invalid JSON: {exc.msg}", file_off + at - skel_off) from None
+    _refuse_duplicate_top_level_keys(skeleton)
     out: dict[str, Any] = {}
     for key, value in root.items():
         if isinstance(value, str) and value.startswith(_SENTINEL):
             value = st.containers[int(value[len(_SENTINEL) :])]
         out[key] = value
     return out
+
+
+def _refuse_duplicate_top_level_keys(skeleton: bytes) -> None:
+    """orjson keeps the last of two equal keys silently; a second `annotations` would hide the first."""
+    keys = [k for k, _ in json.loads(skeleton, object_pairs_hook=lambda pairs: pairs)]
+    twice = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if twice:
+        raise _Problem("duplicate_key", f"the top-level object names {', '.join(map(repr, twice))} twice; readers "
+                       "disagree which value counts (Python's json and pycocotools take the last, others the "
+                       "first): keep one", count=len(twice))
 
 
 def _elements(buf: np.ndarray, st: _Structure, cont: _Container) -> _Elements:
@@ -574,6 +587,7 @@ class _Split:
     records: dict[str, pa.Array]
     starts: dict[str, np.ndarray]  # file offset of each element, for error messages
     ann_keys: int  # keys of all annotations, as counted by the scan
+    keys: dict[str, int]  # the same for each of the three arrays
     ann_string_values: int
     ann_array_strings: int  # strings inside arrays of annotations (numbers belong there, except in attributes)
 
@@ -644,6 +658,7 @@ def _split(path: Path) -> _Split:
         records={key: _element_strings(buf, elems[key], root[key]) for key in ARRAY_KEYS},
         starts={key: e.starts for key, e in elems.items()},
         ann_keys=ann.n_keys,
+        keys={key: root[key].n_keys for key in ARRAY_KEYS},
         ann_string_values=ann.n_string_values,
         ann_array_strings=ann.n_quotes // 2 - ann.n_keys - ann.n_nested_keys - ann.n_string_values
         - ann.n_nested_string_values,
@@ -725,6 +740,9 @@ _ANNOTATION_TYPES = {
     "score": "DOUBLE",
 }
 _EXACT_LIMIT = 2**53
+# The keys a record names more than once, from its raw JSON text `j`.
+_DUPLICATE_KEYS = ("list_sort(list_filter(list_distinct(json_keys(j)), lambda key: "
+                   "len(list_filter(json_keys(j), lambda x: x = key)) > 1))")
 _NUMERIC_JSON = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 _KIND_TEXT = {
     "int": "an integer",
@@ -860,7 +878,8 @@ class _Reader:
     def strict(self, name: str, fields: tuple[_Field, ...]) -> pa.Table:
         """Typed columns from raw JSON values with exact type checks; unknown keys go to `extra`.
 
-        Adds `_bad` (bit 2i: field i missing, bit 2i+1: wrong type) and `_raw` (values of bad rows).
+        Adds `_bad` (bit 2i: field i missing, bit 2i+1: wrong type), `_raw` (values of bad rows) and `_nkeys`
+        (distinct keys of each record: their sum falls short of the scan's key count when a key comes twice).
         """
         known = {f.key for f in fields}
         unknown = [k for k in self.keys(name) if k not in known]
@@ -881,6 +900,7 @@ class _Reader:
             entries.append(f"CASE WHEN {keep} THEN {_json_member(f.key)} || {v} END")
         for j, key in enumerate(unknown, start=len(fields) + 1):
             entries.append(f"{_json_member(key)} || v[{j}]")
+        n_keys = " + ".join(f"(v[{j}] IS NOT NULL)::INTEGER" for j in range(1, len(fields) + len(unknown) + 1))
         sql = f"""
             WITH src AS (SELECT json_extract(j, [{ptrs}]) AS v FROM {name}_src),
                  typed AS (SELECT v, {", ".join(types)} FROM src),
@@ -889,7 +909,8 @@ class _Reader:
             SELECT {", ".join(cols)},
                    NULLIF('{{' || concat_ws(',', {", ".join(entries)}) || '}}', '{{}}') AS extra,
                    _bad,
-                   CASE WHEN _bad <> 0 THEN v END AS _raw
+                   CASE WHEN _bad <> 0 THEN v END AS _raw,
+                   ({n_keys})::INTEGER AS _nkeys
             FROM checked
         """  # noqa: S608
         return self.query(name, sql)
@@ -897,9 +918,9 @@ class _Reader:
     def report_strict(self, name: str, fields: tuple[_Field, ...], table: pa.Table, id_column: str) -> None:
         """Raise the missing_key / bad_type findings encoded in `_bad` of a strict pass."""
         bad = _to_numpy(table.column("_bad"))
-        if not bad.any():
+        problems: list[_Problem] = self._duplicate_keys(name, table, id_column)
+        if not bad.any() and not problems:
             return
-        problems: list[_Problem] = []
         for i, f in enumerate(fields):
             for bit, code in ((1 << (2 * i), "missing_key"), (1 << (2 * i + 1), "bad_type")):
                 hit = np.flatnonzero(bad & bit)
@@ -925,6 +946,24 @@ class _Reader:
                     _Problem(code, f"{hit.size} {name} record(s): {what}", off, hit.size, examples)
                 )
         raise _ProblemGroup(problems)
+
+    def _duplicate_keys(self, name: str, table: pa.Table, id_column: str) -> list[_Problem]:
+        """Records naming a key twice: Python's json and pycocotools take the last value, DuckDB the first.
+        Looked for record by record only when the distinct keys fall short of the keys the scan counted."""
+        if int(pc.sum(table.column("_nkeys")).as_py() or 0) == self.split.keys[name]:
+            return []
+        sql = f"""SELECT k, {_DUPLICATE_KEYS} AS d FROM (SELECT row_number() OVER () - 1 AS k, j FROM {name}_src)
+                  WHERE len(json_keys(j)) <> len(list_distinct(json_keys(j))) ORDER BY k"""  # noqa: S608
+        rows = self.con.sql(sql).fetchall()
+        if not rows:
+            return []
+        hit = np.array([k for k, _ in rows], dtype=np.int64)
+        ids = table.column(id_column).take(_from_numpy(hit[:_MAX_EXAMPLES])).to_pylist()
+        examples = [f"{name}[{k}] (id={'?' if i is None else i}): {', '.join(map(repr, d))} twice"
+                    for (k, d), i in zip(rows, ids, strict=False)]
+        message = (f"{hit.size} {name} record(s) name a key twice; readers disagree which value counts (Python's "
+                   "json and pycocotools take the last, others the first): keep one")
+        return [_Problem("duplicate_key", message, int(self.split.starts[name][hit[0]]), hit.size, examples)]
 
     # -- tables -----------------------------------------------------------------------------
 
