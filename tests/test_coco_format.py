@@ -677,3 +677,30 @@ def test_a_top_level_key_named_twice_is_reported(tmp_path):
 def dump_text(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("encoding,named", [("utf-16-le", "UTF-16 LE"), ("utf-16-be", "UTF-16 BE"),
+                                            ("utf-32-le", "UTF-32 LE"), ("utf-32-be", "UTF-32 BE")])
+@pytest.mark.parametrize("bom", [False, True])
+def test_utf16_and_utf32_are_named(tmp_path, encoding, named, bom):
+    """Windows tools (PowerShell's Out-File, Notepad's 'Unicode') write UTF-16, often without a byte-order mark."""
+    doc = cvat_doc()
+    doc["images"][0]["file_name"] = "밤/frame_000001.jpg"
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    data = text.encode(encoding)
+    if bom:
+        data = ("\ufeff").encode(encoding) + data
+    path = tmp_path / "w.json"
+    path.write_bytes(data)
+    f = only(read_err(path), "json_unreadable")
+    how = "with a byte-order mark" if bom else "without a byte-order mark"
+    assert f.message.startswith(f"the file is {named} {how}"), f.message
+    assert "save it again as UTF-8" in f.message
+    assert json.loads(data.decode(encoding).lstrip("\ufeff")) == doc  # a real UTF-16/32 document
+
+
+def test_a_stray_nul_byte_is_not_called_utf16(tmp_path):
+    path = tmp_path / "n.json"
+    path.write_bytes(orjson.dumps(cvat_doc()).replace(b'"images"', b'"images"\x00', 1))
+    f = only(read_err(path), "json_unreadable")
+    assert "UTF-16" not in f.message

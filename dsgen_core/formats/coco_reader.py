@@ -401,6 +401,35 @@ def _key_before(buf: np.ndarray, pos: int) -> str | None:
     return key if isinstance(key, str) else None
 
 
+_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-32 LE"), (b"\xfe\xff", "UTF-16 BE"),
+         (b"\xff\xfe", "UTF-16 LE"))
+
+
+def _check_encoding(raw: bytearray) -> None:
+    """Name UTF-16/32 (Windows tools write them, often without a byte-order mark) instead of 'invalid UTF-8'.
+
+    JSON text never holds a raw NUL byte, so NULs between the characters give the encoding away."""
+    bom = next((name for mark, name in _BOMS if raw.startswith(mark)), None)
+    head = bytes(raw[:4096])
+    if bom is None and head.count(0) * 8 >= len(head) > 0:  # a stray NUL is just invalid JSON
+        n = len(head) - len(head) % 4
+        nul = [head[k:n:4].count(0) for k in range(4)]
+        if nul[1] and nul[2] and nul[3] and not nul[0]:
+            bom = "UTF-32 LE"
+        elif nul[0] and nul[1] and nul[2] and not nul[3]:
+            bom = "UTF-32 BE"
+        elif nul[1] + nul[3] > nul[0] + nul[2]:
+            bom = "UTF-16 LE"
+        else:
+            bom = "UTF-16 BE"
+        how = "without a byte-order mark (NUL bytes between the characters)"
+    else:
+        how = "with a byte-order mark"
+    if bom is not None:
+        raise _Problem("json_unreadable", f"the file is {bom} {how}; JSON files must be UTF-8: save it again as "
+                       f"UTF-8 (e.g. iconv -f {bom.replace(' ', '')} -t UTF-8)", 0)
+
+
 def _check_utf8(raw: bytearray) -> None:
     """Arrow and DuckDB need valid UTF-8; ASCII files (the usual case) pass one fast C check."""
     if raw.isascii():
@@ -612,6 +641,7 @@ def _load(path: Path) -> tuple[bytearray, np.ndarray]:
 
 def _scan_arrays(buf: np.ndarray, raw: bytearray) -> tuple[dict[str, Any], dict[str, _Elements]]:
     """The root object (containers as _Container) and the element bounds of the three arrays."""
+    _check_encoding(raw)
     _check_utf8(raw)
     _check_start(buf)
     st = _Scanner(buf, raw).run()
