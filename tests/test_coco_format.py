@@ -704,3 +704,34 @@ def test_a_stray_nul_byte_is_not_called_utf16(tmp_path):
     path.write_bytes(orjson.dumps(cvat_doc()).replace(b'"images"', b'"images"\x00', 1))
     f = only(read_err(path), "json_unreadable")
     assert "UTF-16" not in f.message
+
+
+def test_nan_and_infinity_are_exported_as_null(tmp_path):
+    """Strict JSON parsers (orjson, JavaScript, Go, Python with parse_constant) refuse NaN/Infinity literals."""
+    doc = cvat_doc()
+    doc["annotations"][0].update(bbox=["@nan", 2, 10, 8], area="@inf", score="@-inf",
+                                 segmentation=[[1, 1, "@nan", 1, 5, 5]], keypoints=[1, "@inf", 2], conf="@nan")
+    doc["annotations"][0]["attributes"] = {"rotation": "@nan", "note": "NaN and Infinity stay in strings"}
+    text = json.dumps(doc)
+    for token, literal in (('"@nan"', "NaN"), ('"@-inf"', "-Infinity"), ('"@inf"', "Infinity")):
+        text = text.replace(token, literal)  # as Python's json.dumps or DuckDB write them
+    src = tmp_path / "in.json"
+    src.write_text(text)
+    report = ValidationReport()
+    tables = read_coco(src, report)
+    assert tables is not None, report.render_text()
+    out = tmp_path / "out.json"
+    write_coco(tables, out)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} written into the export")
+
+    strict = json.loads(out.read_text(), parse_constant=refuse)
+    assert orjson.loads(out.read_bytes()) == strict
+    ann = by_id(strict)["annotations"][0]
+    assert ann["bbox"] == [None, 2.0, 10.0, 8.0]
+    assert ann["area"] is None and ann["score"] is None and ann["conf"] is None
+    assert ann["segmentation"] == [[1.0, 1.0, None, 1.0, 5.0, 5.0]]
+    assert ann["keypoints"] == [1.0, None, 2.0]
+    assert ann["attributes"] == {"rotation": None, "note": "NaN and Infinity stay in strings"}
+    assert by_id(strict)["annotations"][1] == by_id(json.loads(text))["annotations"][1]  # others untouched
