@@ -122,7 +122,7 @@ def _export_tasks(app: App, job_ctx: JobContext, e: CvatExport, tasks: list[Cvat
     ctx = SharedContext(job_ctx)
     ctx.stage("connecting to CVAT")
     background = _finishers()
-    with client_for(conn) as client, ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
+    with client_for(app, conn) as client, ThreadPoolExecutor(max(1, background), thread_name_prefix="cvat-finish") as pool:
         ctx.stage("creating tasks", len(tasks))
         project_id = _project(app, ctx, client, e, labels, summary)
         for k, t in enumerate(tasks):
