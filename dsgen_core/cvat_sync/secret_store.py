@@ -10,18 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from dsgen_core import secret_box as sb
 from dsgen_core.catalog.cvat_models import CvatConnection
 from dsgen_core.catalog.models import AuditEntry
-from dsgen_core.secret_box import (
-    KEY_ENV,
-    PREFIX,
-    SecretBox,
-    SecretKeyError,
-    key_file,
-    load_box,
-    new_key,
-    replace_key_file,
-)
 
 if TYPE_CHECKING:
     from dsgen_core.app import App
@@ -29,28 +20,28 @@ if TYPE_CHECKING:
 
 
 def seal(app: App, plain: str) -> str:
-    return load_box(app.settings).seal(plain)
+    return sb.load_box(app.settings).seal(plain)
 
 
 def secret_of(app: App, conn: CvatConnection) -> str:
     """The plain secret of a connection, for the client only; never log or return it."""
-    return load_box(app.settings).open(conn.secret, what=f"the secret of CVAT connection {conn.name!r}")
+    return sb.load_box(app.settings).open(conn.secret, what=f"the secret of CVAT connection {conn.name!r}")
 
 
 def seal_plain_secrets(app: App) -> int:
     """Encrypt the secrets stored in plain text by an older dsgen; returns how many (0 on every later start)."""
     with app.catalog.session() as s:
-        plain = s.scalars(select(CvatConnection).where(~CvatConnection.secret.startswith(PREFIX))).all()
+        plain = s.scalars(select(CvatConnection).where(~CvatConnection.secret.startswith(sb.PREFIX))).all()
         if not plain:
             return 0
-        box = load_box(app.settings)
+        box = sb.load_box(app.settings)
         for conn in plain:
             conn.secret = box.seal(conn.secret)
         s.add(AuditEntry(user_id=None, action="secrets.seal", details={"secrets": len(plain)}))
         return len(plain)
 
 
-def _reseal_all(app: App, box: SecretBox) -> int:
+def _reseal_all(app: App, box: sb.SecretBox) -> int:
     with app.catalog.session() as s:
         rows = s.scalars(select(CvatConnection).order_by(CvatConnection.id).with_for_update()).all()
         for conn in rows:
@@ -65,21 +56,21 @@ def rotate(app: App, actor: Actor) -> int:
     the secrets are re-encrypted in one transaction, then the old keys are dropped. DSGEN_SECRET_KEY: the
     operator puts the new key first (the old one after it); rotation re-encrypts with it, and the old key can
     then be removed from the setting."""
-    box = load_box(app.settings)
-    if box.source == KEY_ENV:
+    box = sb.load_box(app.settings)
+    if box.source == sb.KEY_ENV:
         if len(box.keys) < 2:
-            raise SecretKeyError(f"{KEY_ENV} holds one key: put a new key first and the current one after a comma "
-                                 f"({KEY_ENV}=NEW,OLD), run the rotation, then drop OLD")
+            raise sb.SecretKeyError(f"{sb.KEY_ENV} holds one key: put a new key first and the current one after a "
+                                    f"comma ({sb.KEY_ENV}=NEW,OLD), run the rotation, then drop OLD")
         count = _reseal_all(app, box)
     else:
-        path = key_file(app.settings)
-        both = SecretBox((new_key(), *box.keys), str(path))
-        replace_key_file(path, list(both.keys))
+        path = sb.key_file(app.settings)
+        both = sb.SecretBox((sb.new_key(), *box.keys), str(path))
+        sb.replace_key_file(path, list(both.keys))
         count = _reseal_all(app, both)
-        replace_key_file(path, [both.keys[0]])
+        sb.replace_key_file(path, [both.keys[0]])
     with app.catalog.session() as s:
         s.add(AuditEntry(user_id=actor.id, action="secrets.rotate",
-                         details={"secrets": count, "key": "setting" if box.source == KEY_ENV else "key file"}))
+                         details={"secrets": count, "key": "setting" if box.source == sb.KEY_ENV else "key file"}))
     return count
 
 
@@ -94,8 +85,8 @@ class SecretKeyStatus:
 
 
 def status(app: App) -> SecretKeyStatus:
-    box = load_box(app.settings)
+    box = sb.load_box(app.settings)
     with app.catalog.session() as s:
         stored = list(s.scalars(select(CvatConnection.secret)))
-    sealed = sum(1 for v in stored if v.startswith(PREFIX))
+    sealed = sum(1 for v in stored if v.startswith(sb.PREFIX))
     return SecretKeyStatus(box.source, len(box.keys), sealed, len(stored) - sealed)
