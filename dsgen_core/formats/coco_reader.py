@@ -704,7 +704,7 @@ def _split(path: Path) -> _Split:
 class _Field:
     """A known key of a COCO record: how its JSON value is checked and which column it fills.
 
-    kind: int | int32 | number | str | json | list | object | bbox | bool01 | numbers | number_lists | rle.
+    kind: int | int32 | number | str | json | bbox | bool01 | numbers | number_lists | rle.
     lenient: a value of another type goes to `extra` instead of being an error.
     """
 
@@ -779,8 +779,6 @@ _KIND_TEXT = {
     "int32": "a 32-bit integer",
     "number": "a number",
     "str": "a string",
-    "list": "a list",
-    "object": "an object",
     "bbox": "a list of 4 numbers",
     "bool01": "0 or 1",
     "numbers": "a list of numbers",
@@ -838,10 +836,6 @@ def _value_sql(kind: str, v: str, t: str) -> str:
         return f"(CASE WHEN {t} IN {_NUMERIC_JSON} THEN {as_double} END)"
     if kind == "str":
         return f"(CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' END)"
-    if kind == "list":
-        return f"(CASE WHEN {t} = 'ARRAY' THEN {v}::VARCHAR END)"
-    if kind == "object":
-        return f"(CASE WHEN {t} = 'OBJECT' THEN {v}::VARCHAR END)"
     if kind == "bbox":
         return f"(CASE WHEN {t} = 'ARRAY' AND json_array_length({v}) = 4 AND {_all_numbers(v)} THEN {v}::VARCHAR END)"
     if kind == "numbers":

@@ -48,8 +48,8 @@ _CHECKS: list[tuple[str, str, str, str]] = [
     (
         "duplicate_file_name",
         "error",
-        "two images name the same file (frames are matched by file name; './a.jpg', 'a.jpg' and 'sub\\a.jpg' vs "
-        "'sub/a.jpg' are the same file)",
+        "two images name the same file (frames are matched by file name, compared as paths: './a.jpg' is 'a.jpg', "
+        "'sub\\a.jpg' is 'sub/a.jpg')",
         "SELECT 'images: ' || norm || ' is named by ids ' || ids || CASE WHEN spellings > 1 THEN ' (as ' || names "
         "|| ')' ELSE '' END FROM (SELECT norm, string_agg(image_id::VARCHAR, ', ' ORDER BY image_id) ids, "
         " count(*) n, count(DISTINCT file_name) spellings, "

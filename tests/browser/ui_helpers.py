@@ -88,3 +88,23 @@ def pick(page, label: str, option: str, attempts: int = 3) -> None:  # noqa: ANN
             return
 
     act(page, choose)
+
+
+def options(page, label: str, attempts: int = 3) -> list[str]:  # noqa: ANN001
+    """The options a selectbox offers (opened, read, closed again); retried when a rerun closes the list."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).locator("input")
+    for attempt in range(attempts):
+        wait_idle(page)
+        box.click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=5_000)
+            texts = page.get_by_role("option").all_inner_texts()
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: the list was closed by a rerun
+            if attempt == attempts - 1:
+                raise
+            continue
+        finally:
+            box.press("Escape")
+        return texts
+    return []
