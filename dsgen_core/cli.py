@@ -267,7 +267,7 @@ def cmd_report(args) -> int:  # noqa: ANN001
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsgen", description="DatasetGenerator: import, curate and version CV datasets.")
     p.add_argument("--token", help="act with this session token (default: $DSGEN_TOKEN, then the token saved "
-                   "by `dsgen login`, else as the installation's operator = first admin)")
+                   "by `dsgen login`, else as the installation's operator = first admin); an empty one is an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import a CVAT COCO 1.0 export (zip, folder, or JSON + --images)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,10 +103,7 @@ def load_box(settings: Settings, create: bool = True) -> SecretBox:
         if not create:
             raise SecretKeyError(f"no secret key: neither {KEY_ENV} nor {path} exists")
         _create_key_file(path)
-    keys = _keys_of(path.read_text())
-    if not keys:
-        raise SecretKeyError(f"the secret key file {path} is empty")
-    return SecretBox(keys, str(path))
+    return SecretBox(_read_keys(path), str(path))
 
 
 def _create_key_file(path: Path) -> None:
@@ -113,11 +111,28 @@ def _create_key_file(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _write_private(tmp, [new_key()])
     try:
-        os.link(tmp, path)  # atomic: fails if another process was first
+        os.link(tmp, path)  # atomic and complete: fails if another process was first
     except FileExistsError:
         pass
+    except OSError:  # a file system without hard links: create exclusively, readers wait for the content
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "wb") as f:
+            f.write(tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _read_keys(path: Path) -> tuple[bytes, ...]:
+    """The keys of the file; a file another process has just created may still be empty for a moment."""
+    for _ in range(50):
+        keys = _keys_of(path.read_text())
+        if keys:
+            return keys
+        time.sleep(0.02)
+    raise SecretKeyError(f"the secret key file {path} is empty")
 
 
 def _write_private(path: Path, keys: list[bytes]) -> None:

@@ -155,3 +155,21 @@ def test_cli_status_and_rotate_show_no_key(capi, fake_cvat, tmp_path):  # noqa: 
     refused = dsgen("secrets", "rotate")
     assert refused.returncode == 1 and "not a site admin" in refused.stderr
     assert key_file(capi).read_text().strip() == new_key
+
+
+def test_a_key_file_without_hard_links_is_still_created_once(tmp_path, monkeypatch):
+    """Some shares (SMB, some container volumes) refuse hard links: the exclusive create takes over."""
+    from dsgen_core import secret_box
+    from dsgen_core.config import Settings
+
+    def no_links(src: object, dst: object) -> None:  # what os.link raises there
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(secret_box.os, "link", no_links)
+    monkeypatch.delenv("DSGEN_SECRET_KEY", raising=False)
+    settings = Settings.from_env(tmp_path / "home")
+    first = secret_box.load_box(settings)
+    assert secret_box.load_box(settings).keys == first.keys
+    path = settings.home / "secret.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first.keys) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["secret.key"]
