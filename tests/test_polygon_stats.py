@@ -53,3 +53,24 @@ def test_a_cvat_style_example():
     got = [(r["annotation_id"], r["x0"], r["y1"], r["n_odd"], r["n_short"]) for r in
            polygon_stats(table_of(rows, 2)).to_pylist()]
     assert got == [(100, 10.0, 40.25, 0, 0), (103, 1.0, 9.0, 0, 0), (104, 1.0, 2.0, 1, 1), (105, None, None, 0, 1)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(row, max_size=10), cut=st.integers(0, 10), size=st.floats(0, 2e4))
+def test_extents_are_left_out_only_where_every_point_of_the_chunk_is_inside(rows, cut, size):
+    """Facts about odd and short polygons are always there; extents only where a point leaves the frame."""
+    cut = min(cut, len(rows))
+    frame = (-size, size, -size / 2, size / 2)
+    got = polygon_stats(table_of(rows, cut), frame).to_pylist()
+    expected = naive(rows)
+    assert [(r["annotation_id"], r["n_odd"], r["n_short"]) for r in got] == \
+        [(r["annotation_id"], r["n_odd"], r["n_short"]) for r in expected]
+    for part, first in ((rows[:cut], 0), (rows[cut:], cut)):
+        points = [(p[k], p[k + 1]) for polys in part for p in polys or [] for k in range(0, len(p) - 1, 2)]
+        inside = all(-size <= x <= size and -size / 2 <= y <= size / 2 for x, y in points)
+        for g, e in zip(got, expected, strict=True):
+            if first <= g["annotation_id"] - 100 < first + len(part):
+                if inside:
+                    assert (g["x0"], g["y0"], g["x1"], g["y1"]) == (None, None, None, None)
+                else:
+                    assert g == e

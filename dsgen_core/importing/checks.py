@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from dsgen_core.importing.polygon_stats import polygon_stats
+from dsgen_core.importing.polygon_stats import Frame, polygon_stats
 from dsgen_core.lake.tables import DatasetTables
 from dsgen_core.validation import ValidationReport
 
@@ -50,11 +50,13 @@ _CHECKS: list[tuple[str, str, str, str]] = [
         "error",
         "two images name the same file (frames are matched by file name, compared as paths: './a.jpg' is 'a.jpg', "
         "'sub\\a.jpg' is 'sub/a.jpg')",
+        "WITH named AS (SELECT image_id, file_name, normalized_name(file_name) AS norm FROM images), "
+        "twice AS (SELECT norm FROM named GROUP BY norm HAVING count(*) > 1) "
         "SELECT 'images: ' || norm || ' is named by ids ' || ids || CASE WHEN spellings > 1 THEN ' (as ' || names "
         "|| ')' ELSE '' END FROM (SELECT norm, string_agg(image_id::VARCHAR, ', ' ORDER BY image_id) ids, "
-        " count(*) n, count(DISTINCT file_name) spellings, "
+        " count(DISTINCT file_name) spellings, "
         " string_agg(DISTINCT to_json(file_name)::VARCHAR, ', ' ORDER BY to_json(file_name)::VARCHAR) names "
-        " FROM (SELECT image_id, file_name, normalized_name(file_name) AS norm FROM images) GROUP BY norm HAVING n > 1) ORDER BY norm",
+        " FROM named SEMI JOIN twice USING (norm) GROUP BY norm) ORDER BY norm",
     ),
     (
         "duplicate_category_name",
@@ -159,6 +161,20 @@ _CHECKS: list[tuple[str, str, str, str]] = [
 ]
 
 
+def _margin(size: float) -> float:
+    """How far a polygon point may lie beyond an edge of this length (the SQL's greatest(1, $far * size))."""
+    return max(1.0, POLYGON_FAR * size)
+
+
+def _frame_of_every_image(con: duckdb.DuckDBPyConnection) -> Frame | None:
+    """Where a point is fine on every image (the smallest frame with its margins): polygons inside it need no
+    extent for polygon_out_of_image."""
+    [(w, h)] = con.execute("SELECT min(width), min(height) FROM images WHERE width > 0 AND height > 0").fetchall()
+    if w is None or h is None:
+        return None
+    return (-_margin(w), w + _margin(w), -_margin(h), h + _margin(h))
+
+
 def check_tables(tables: DatasetTables, report: ValidationReport) -> None:
     """Add one finding per failed rule, with its count and first examples."""
     con = duckdb.connect()
@@ -166,7 +182,7 @@ def check_tables(tables: DatasetTables, report: ValidationReport) -> None:
         con.register("images", tables.images)
         con.register("annotations", tables.annotations)
         con.register("categories", tables.categories)
-        con.register("polygon_stats", polygon_stats(tables.annotations))
+        con.register("polygon_stats", polygon_stats(tables.annotations, _frame_of_every_image(con)))
         for macro in MACROS:
             con.execute(macro)
         for code, severity, message, sql in _CHECKS:

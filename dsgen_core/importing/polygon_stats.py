@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+Frame = tuple[float, float, float, float]
 POLYGON_STATS_SCHEMA = pa.schema([
     ("annotation_id", pa.int64()), ("image_id", pa.int64()),
     ("x0", pa.float64()), ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()),  # null: no points
@@ -52,7 +53,7 @@ def _per_row(flags: np.ndarray, values: np.ndarray, outer: np.ndarray) -> tuple[
     return count, first
 
 
-def _chunk_stats(chunk: pa.Array, rows: pa.Table) -> pa.Table | None:
+def _chunk_stats(chunk: pa.Array, rows: pa.Table, inside: Frame | None) -> pa.Table | None:
     outer = _offsets(chunk)
     polygons = chunk.values
     inner = _offsets(polygons)
@@ -77,8 +78,10 @@ def _chunk_stats(chunk: pa.Array, rows: pa.Table) -> pa.Table | None:
     with_points = listed & (hi > lo)
     low = np.zeros((outer.size - 1, 2))
     high = np.zeros((outer.size - 1, 2))
+    points = coords.reshape(-1, 2)
+    if inside is not None and with_points.any() and _all_inside(points, inside):
+        with_points[:] = False  # no extent can matter: four passes instead of two reduceat over every row
     if with_points.any():
-        points = coords.reshape(-1, 2)
         at = lo[with_points] // 2
         low[with_points], high[with_points] = (np.minimum.reduceat(points, at, axis=0),
                                                np.maximum.reduceat(points, at, axis=0))
@@ -93,11 +96,20 @@ def _chunk_stats(chunk: pa.Array, rows: pa.Table) -> pa.Table | None:
     return pa.table(columns, schema=POLYGON_STATS_SCHEMA)
 
 
-def polygon_stats(annotations: pa.Table) -> pa.Table:
-    """One row per annotation that lists polygons (segmentation: [[…], …])."""
+def _all_inside(points: np.ndarray, frame: Frame) -> bool:
+    x_lo, x_hi, y_lo, y_hi = frame
+    xs, ys = points[:, 0], points[:, 1]
+    return bool(xs.min() >= x_lo and xs.max() <= x_hi and ys.min() >= y_lo and ys.max() <= y_hi)
+
+
+def polygon_stats(annotations: pa.Table, inside: Frame | None = None) -> pa.Table:
+    """One row per annotation that lists polygons (segmentation: [[…], …]).
+
+    `inside` (x_lo, x_hi, y_lo, y_hi): a frame that no check minds points in; where all points of a chunk of
+    rows lie in it, their extents are left null (the usual case, and much cheaper)."""
     parts, offset = [], 0
     for chunk in annotations.column("polygons").chunks:
-        part = _chunk_stats(chunk, annotations.slice(offset, len(chunk)))
+        part = _chunk_stats(chunk, annotations.slice(offset, len(chunk)), inside)
         offset += len(chunk)
         if part is not None:
             parts.append(part)
