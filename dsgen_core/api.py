@@ -26,6 +26,7 @@ from dsgen_core.facade_curation import CurationFacade
 from dsgen_core.facade_cvat import CvatFacade
 from dsgen_core.facade_explore import ExploreFacade
 from dsgen_core.facade_insights import InsightsFacade
+from dsgen_core.facade_secrets import SecretsFacade
 from dsgen_core.import_roots import ImportRootsFacade
 from dsgen_core.importing import job as import_job
 from dsgen_core.jobs import queue
@@ -160,7 +161,8 @@ def _next_version(existing: list[str]) -> str:
     return f"{major}.{minor + 1}.0"
 
 
-class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFacade, ImportRootsFacade):
+class Dsgen(InsightsFacade, ExploreFacade, CvatFacade, CurationFacade, AccessFacade, ImportRootsFacade,
+            SecretsFacade):
     """The facade object; open it once per process and share it."""
 
     def __init__(self, app: App):

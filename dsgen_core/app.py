@@ -8,7 +8,9 @@ from typing import Any
 
 from dsgen_core.catalog.db import Catalog
 from dsgen_core.config import Settings
+from dsgen_core.cvat_sync.secret_store import seal_plain_secrets
 from dsgen_core.lru import Lru
+from dsgen_core.secret_box import load_box
 from dsgen_core.storage import LocalStorage, Storage
 
 ENGINES = 4  # version engines kept (loading one costs ~1 s at 118k images, a query ms)
@@ -38,13 +40,17 @@ class App:
         catalog = Catalog(settings.catalog_url)
         if migrate:
             catalog.migrate()
-        return cls(
+        load_box(settings)  # the first start creates the secret key file (unless DSGEN_SECRET_KEY is set)
+        app = cls(
             settings=settings,
             catalog=catalog,
             storage=LocalStorage(settings.storage_root),
             heartbeat_seconds=float(os.environ.get("DSGEN_HEARTBEAT_SECONDS", "2")),
             stale_seconds=float(os.environ.get("DSGEN_JOB_STALE_SECONDS", "30")),
         )
+        if migrate:
+            seal_plain_secrets(app)  # secrets an older dsgen stored in plain text
+        return app
 
     def close(self) -> None:
         self.catalog.dispose()

@@ -74,30 +74,32 @@ def _lock_for(failures: int) -> timedelta | None:
     return min(timedelta(seconds=30 * 2 ** (failures - FREE_FAILURES)), MAX_LOCK)
 
 
+# The one answer to every refused log-in: a wrong password, an unknown name, a disabled or a locked account
+# all read the same, so the answer never tells whether a username exists.
+REFUSED = ("wrong username or password (or the account is disabled, or locked for a while after repeated "
+           "failures)")
+
+
 def login(catalog, login_name: str, password: str, kind: str = "web", name: str = "") -> LoginResult:  # noqa: ANN001
-    """Check a username (or e-mail) and password; on success create a session or API token."""
+    """Check a username (or e-mail) and password; on success create a session or API token.
+
+    Every refusal costs one password verification and answers REFUSED, so neither the message nor the
+    time taken tells an unknown name from a real, disabled or locked account."""
     login_name = (login_name or "").strip()
     now = utcnow()
     with catalog.session() as s:
         user = _find_user(s, login_name)
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            wait = int((user.locked_until - now).total_seconds()) + 1
-            s.add(AuditEntry(user_id=user.id, action="login.locked", target_type="user", target_id=user.id))
-            locked = f"too many failed attempts: try again in {wait} s"
-        else:
-            locked = None
-    if locked:  # raised after the commit, so the audit entry stays
-        raise AuthFailed(locked)
-    with catalog.session() as s:
-        user = _find_user(s, login_name)
         ok = verify_password(user.password_hash if user else None, password)
-        if user is None or not ok or not user.is_active:
-            if user is not None:
-                user.failed_logins = (user.failed_logins or 0) + 1
-                lock = _lock_for(user.failed_logins)
-                user.locked_until = now + lock if lock else None
-                s.add(AuditEntry(user_id=user.id, action="login.failed", target_type="user", target_id=user.id,
-                                 details={"failures": user.failed_logins}))
+        if user is None:
+            s.add(AuditEntry(user_id=None, action="login.failed", target_type="user", details={"known": False}))
+        elif user.locked_until is not None and user.locked_until > now:
+            s.add(AuditEntry(user_id=user.id, action="login.locked", target_type="user", target_id=user.id))
+        elif not ok or not user.is_active:
+            user.failed_logins = (user.failed_logins or 0) + 1
+            lock = _lock_for(user.failed_logins)
+            user.locked_until = now + lock if lock else None
+            s.add(AuditEntry(user_id=user.id, action="login.failed", target_type="user", target_id=user.id,
+                             details={"failures": user.failed_logins}))
         else:
             user.failed_logins, user.locked_until = 0, None
             token = secrets.token_urlsafe(32)
@@ -107,7 +109,7 @@ def login(catalog, login_name: str, password: str, kind: str = "web", name: str 
             s.add(AuditEntry(user_id=user.id, action="login" if kind == "web" else "token.create",
                              target_type="user", target_id=user.id, details={"kind": kind, "name": name[:200]}))
             return LoginResult(token=token, actor=to_actor(user), expires_at=expires)
-    raise AuthFailed("wrong username or password (or the account is disabled)")
+    raise AuthFailed(REFUSED)  # after the commit, so the audit entry stays
 
 
 def _find_user(s, login_name: str) -> User | None:  # noqa: ANN001

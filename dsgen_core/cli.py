@@ -272,7 +272,7 @@ def cmd_report(args) -> int:  # noqa: ANN001
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsgen", description="DatasetGenerator: import, curate and version CV datasets.")
     p.add_argument("--token", help="act with this session token (default: $DSGEN_TOKEN, then the token saved "
-                   "by `dsgen login`, else as the installation's operator = first admin)")
+                   "by `dsgen login`, else as the installation's operator = first admin); an empty one is an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import a CVAT COCO 1.0 export (zip, folder, or JSON + --images)",
@@ -366,11 +366,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every way it can end is one line on stderr and an exit code, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from dsgen_core.cli_exits import EXIT_PIPE, catalog_error_line, silence_stdio
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that went away (`| head`) shows up here
+        return code
+    except BrokenPipeError:
+        silence_stdio()
+        return EXIT_PIPE
     except DsgenError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OperationalError as exc:
+        print(f"error: {catalog_error_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

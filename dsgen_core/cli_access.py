@@ -1,4 +1,4 @@
-"""`dsgen login/logout/whoami`, users, organizations, grants, visibility, delete/restore and audit.
+"""`dsgen login/logout/whoami`, users, organizations, grants, visibility, delete/restore, audit and secrets.
 
 Who acts: the token from `--token`, `$DSGEN_TOKEN` or the file `dsgen login` wrote
 (`~/.config/dsgen/tokens.json`, mode 0600, one token per catalog). Without a token the shell is
@@ -44,11 +44,30 @@ def _write_tokens(tokens: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def given_token(args: argparse.Namespace) -> str | None:
+    """The token named by `--token` or $DSGEN_TOKEN; an empty one (an unset shell variable) is refused
+    instead of quietly acting as the operator."""
+    from dsgen_core.errors import InvalidRequest
+
+    given = (("--token", getattr(args, "token", None), "leave --token out"),
+             ("DSGEN_TOKEN", os.environ.get("DSGEN_TOKEN"), "unset DSGEN_TOKEN"))
+    for where, value, instead in given:
+        if value is None:
+            continue
+        if not value.strip():
+            raise InvalidRequest(f"{where} is empty: pass a session token (`dsgen login` saves one), or {instead} "
+                                 "to act as the installation's operator")
+        return value.strip()
+    return None
+
+
 def acting_user(api: Any, args: argparse.Namespace) -> Any:
     """The actor of this command: a token's user, or the operator (first admin) when there is none."""
     from dsgen_core.errors import PermissionDenied
 
-    token = getattr(args, "token", None) or os.environ.get("DSGEN_TOKEN") or _read_tokens().get(_catalog_key(api))
+    token = given_token(args)
+    if token is None:
+        token = _read_tokens().get(_catalog_key(api))
     if not token:
         return api.default_actor
     actor = api.actor_for_token(token)
@@ -177,6 +196,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    if args.action == "rotate":
+        count = _run(args, "rotate_secret_key")
+        print(f"re-encrypted {count} stored secret(s) with a new key")
+        return EXIT_OK
+    st = _run(args, "secret_key_status")
+    print(f"key: {st.key_source} ({st.keys} key(s), the first encrypts); stored secrets: {st.sealed} encrypted, "
+          f"{st.plain} in plain text")
+    return EXIT_OK
+
+
+SECRETS_HELP = """CVAT connection secrets are stored encrypted (Fernet) with the installation's key: $DSGEN_SECRET_KEY
+(Fernet keys separated by commas; the first encrypts) or else DSGEN_HOME/secret.key (mode 0600, made on first
+start). `rotate` re-encrypts every secret with a new key: with the key file it writes the new key itself; with
+DSGEN_SECRET_KEY put a new key first (NEW,OLD), rotate, then drop OLD. Make a key with
+  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+Keys and secrets are never printed."""
+
+
 def add_access_commands(sub: Any, datasets: Any) -> None:
     """Register the access commands on the top-level and the `datasets` sub-parsers."""
     lg = sub.add_parser("login", help="log in and save a token for later commands")
@@ -215,6 +253,11 @@ def add_access_commands(sub: Any, datasets: Any) -> None:
     dr = datasets.add_parser("restore", help="restore a soft-deleted group")
     dr.add_argument("group_id", type=int)
     dr.set_defaults(func=cmd_restore)
+
+    se = sub.add_parser("secrets", help="site admins: where the secret key lives; rotate it",
+                        description=SECRETS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    se.add_argument("action", choices=["status", "rotate"])
+    se.set_defaults(func=cmd_secrets)
 
     au = sub.add_parser("audit", help="the audit log (admins: all; others: own and their groups')")
     au.add_argument("--user")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from dsgen_core import auth, permissions
@@ -124,10 +124,32 @@ class AccessFacade:
             return [_user_info(s, u) for u in s.scalars(select(User).order_by(User.username))]
 
     def list_usernames(self, actor: Actor) -> list[str]:
-        """Active usernames, so an owner can pick whom to grant access (no other user data)."""
+        """Whom the permission dialogs offer: site admins every active user; others the active members of
+        their organizations and the users already granted on groups they own (anyone else by exact name)."""
         permissions.require_login(actor)
+        q = select(User.username).where(User.is_active.is_(True)).order_by(User.username)
+        if not actor.is_admin:
+            my_orgs = select(Membership.org_id).where(Membership.user_id == actor.id)
+            co_members = select(Membership.user_id).where(Membership.org_id.in_(my_orgs))
+            my_groups = select(DatasetGroup.id).where(DatasetGroup.owner_id == actor.id).union(
+                select(GroupGrant.group_id).where(GroupGrant.user_id == actor.id, GroupGrant.role == "owner"))
+            grantees = select(GroupGrant.user_id).where(GroupGrant.group_id.in_(my_groups))
+            q = q.where(or_(User.id == actor.id, User.id.in_(co_members), User.id.in_(grantees)))
         with self.app.catalog.session() as s:
-            return list(s.scalars(select(User.username).where(User.is_active.is_(True)).order_by(User.username)))
+            return list(s.scalars(q))
+
+    def find_username(self, actor: Actor, name_or_email: str) -> str:
+        """The username of the active user with exactly this username or e-mail, for granting access to
+        someone the dialog does not list; no partial matches, so nobody can enumerate users."""
+        permissions.require_login(actor)
+        wanted = (name_or_email or "").strip()
+        with self.app.catalog.session() as s:
+            found = s.scalars(select(User.username).where(
+                User.is_active.is_(True),
+                or_(User.username == wanted, func.lower(User.email) == wanted.lower()))).first()
+        if not wanted or found is None:
+            raise NotFound(f"no active user has the username or e-mail {wanted!r} (exact match)")
+        return found
 
     def create_user(self, actor: Actor, username: str, email: str | None = None, password: str | None = None,
                     is_admin: bool = False) -> tuple[UserInfo, str | None]:

@@ -36,6 +36,7 @@ from dsgen_core.cvat_sync.records import (
     connection_info,
     export_info,
 )
+from dsgen_core.cvat_sync.secret_store import seal
 from dsgen_core.errors import InvalidRequest, NotFound
 from dsgen_core.jobs import queue
 
@@ -141,7 +142,7 @@ class CvatFacade:
         try:
             with self.app.catalog.session() as s:
                 c = CvatConnection(owner_id=actor.id, name=name, url=url, org=org or None, auth_kind=auth_kind,
-                                   username=username, secret=secret, share_root=share_root,
+                                   username=username, secret=seal(self.app, secret), share_root=share_root,
                                    cloud_storage_id=cloud_storage_id)
                 s.add(c)
                 s.flush()
@@ -174,7 +175,7 @@ class CvatFacade:
 
         with self.app.catalog.session() as s:
             c = self._connection(s, actor, connection)
-        with client_for(c) as client:
+        with client_for(self.app, c) as client:
             return str(client.version)
 
     def _connection(self, s: Session, actor: Actor, ref: int | str) -> CvatConnection:
@@ -413,7 +414,7 @@ class CvatFacade:
 
         work = pull.pull_dir(self.app, pull_id)
         try:
-            with client_for(conn) as client:
+            with client_for(self.app, conn) as client:
                 pull.download(client, task_ids, work)
             diff, _plan = pull.compute(read_tables(folder), e, task_rows, work)
         except BaseException:

@@ -238,16 +238,20 @@ def access_section(g) -> None:  # noqa: ANN001
                          hide_index=True, width="stretch")
         else:
             st.caption("No one else has been granted access.")
-    users = call("list_usernames")
-    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-    who = c1.selectbox("User", users if users is not FAILED else [], key=f"acc_user_{g.id}")
-    role = c2.selectbox("Role", ["viewer", "editor", "owner"], key=f"acc_role_{g.id}")
-    if c3.button("Grant", key=f"acc_grant_{g.id}", width="stretch", type="primary") and who:
-        if call("grant", g.id, who, role) is not FAILED:
-            st.rerun()
-    if c4.button("Revoke", key=f"acc_revoke_{g.id}", width="stretch") and who:
-        if call("revoke", g.id, who) is not FAILED:
-            st.rerun()
+    users = call("list_usernames")  # your organizations' members and this group's grantees
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+    listed = c1.selectbox("User", users if users is not FAILED else [], key=f"acc_user_{g.id}")
+    typed = c2.text_input("…or exact username / e-mail", key=f"acc_user_typed_{g.id}",
+                          help="Someone outside your organizations: type their exact username or e-mail.")
+    role = c3.selectbox("Role", ["viewer", "editor", "owner"], key=f"acc_role_{g.id}")
+    grant = c4.button("Grant", key=f"acc_grant_{g.id}", width="stretch", type="primary")
+    revoke = c5.button("Revoke", key=f"acc_revoke_{g.id}", width="stretch")
+    if grant or revoke:
+        who = call("find_username", typed) if typed.strip() else listed
+        if who and who is not FAILED:
+            done = call("grant", g.id, who, role) if grant else call("revoke", g.id, who)
+            if done is not FAILED:
+                st.rerun()
     with st.expander("Delete a version"):
         live = sorted(g.versions, key=lambda v: v.id, reverse=True)
         pick_v = st.selectbox("Version", [v.id for v in live], key=f"acc_delv_pick_{g.id}",

@@ -556,7 +556,7 @@ def test_escaped_quotes_at_every_chunk_offset(tmp_path, monkeypatch):
     "key,value,expected",
     [
         ("bbox", {"x": 1}, "'bbox' must be a list of 4 numbers, got {\"x\":1}"),
-        ("segmentation", 5, "'segmentation' must be a list, got 5"),
+        ("segmentation", 5, "'segmentation' must be a list of lists of numbers, got 5"),
         ("area", [1], "'area' must be a number, got [1]"),
     ],
 )
@@ -576,9 +576,162 @@ def test_cvat_export_takes_the_typed_path_only(tmp_path, monkeypatch):
     assert read_ok(dump(tmp_path / "in.json", cvat_doc(), indent=2)).annotations.num_rows == 5
 
 
-@pytest.mark.parametrize("segmentation", [[[1, 2, "x", 4, 5, 6]], [[1, 2, None, 4]], [None]])
+@pytest.mark.parametrize("segmentation", [[[1, 2, None, 4]], [None]])
 def test_polygon_with_non_numbers(tmp_path, segmentation):
     doc = cvat_doc()
     doc["annotations"][4]["segmentation"] = segmentation
     f = only(read_err(dump(tmp_path / "in.json", doc)), "bad_type")
     assert f.examples == ["annotations[4] (id=5): 'segmentation' polygons must hold only numbers"]
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("bbox", ["1", "2", "3", "4"], "'bbox' must be a list of 4 numbers, got [\"1\",\"2\",\"3\",\"4\"]"),
+        ("bbox", [1, 2, "3", 4], "'bbox' must be a list of 4 numbers, got [1,2,\"3\",4]"),
+        ("segmentation", [[1, 2, "x", 4, 5, 6]], "'segmentation' must be a list of lists of numbers, got [[1,2,\"x\",4,5,6]]"),
+        ("segmentation", [[1, 1, 5, 1, 5, 5], [7, "7", 9, 7, 9, 9]],
+         "'segmentation' must be a list of lists of numbers, got [[1,1,5,1,5,5],[7,\"7\",9,7,9,9]]"),
+        ("segmentation", ["1, 2, 3, 4, 5, 6"], "'segmentation' must be a list of lists of numbers, got [\"1, 2, 3, 4, 5, 6\"]"),
+        ("keypoints", [10, "20", 2], "'keypoints' must be a list of numbers, got [10,\"20\",2]"),
+        ("segmentation", {"counts": [5, 10, 85], "size": ["10", "10"]},
+         "'segmentation' must be an RLE object (counts: a string or a list of numbers, size: [height, width]), "
+         "got {\"counts\":[5,10,85],\"size\":[\"10\",\"10\"]}"),
+    ],
+)
+def test_strings_where_numbers_belong_inside_arrays_are_bad_type(tmp_path, chunked, key, value, expected):
+    """The typed read would turn "12" into 12.0; the scan sees strings inside arrays and the strict pass says so."""
+    doc = cvat_doc()
+    doc["annotations"][1][key] = value
+    for indent in (None, 2):
+        f = only(read_err(dump(tmp_path / "in.json", doc, indent=indent)), "bad_type")
+        assert f.examples == [f"annotations[1] (id=2): {expected}"]
+
+
+def test_strings_inside_a_category_skeleton_are_bad_type(tmp_path):
+    doc = rich_doc()
+    doc["categories"][2]["skeleton"] = [[1, "2"]]
+    f = only(read_err(dump(tmp_path / "in.json", doc)), "bad_type")
+    assert f.examples == ["categories[2] (id=7): 'skeleton' must be a list of lists of numbers, got [[1,\"2\"]]"]
+
+
+def test_strings_in_attribute_lists_and_escaped_quotes_stay_on_the_typed_values(tmp_path, chunked):
+    """Lists of strings are fine inside attributes (and keys with escaped quotes count right): nothing is refused."""
+    doc = cvat_doc()
+    doc["annotations"][0]["attributes"]["tags"] = ["night", 'a "q" \\', "[x]"]
+    doc["annotations"][1]["attributes"]['k"ey'] = {"nested": ["s", 1]}
+    tables = read_ok(dump(tmp_path / "in.json", doc, indent=1))
+    back = json.loads(tables.annotations.column("attributes")[0].as_py())
+    assert back["tags"] == ["night", 'a "q" \\', "[x]"]
+
+
+def test_strings_inside_arrays_are_counted_at_every_chunk_offset(tmp_path, monkeypatch):
+    """The scan's count of strings inside annotation arrays, with escaped quotes and chunk edges anywhere."""
+    monkeypatch.setattr(coco_reader, "_CHUNK", 64)
+    plain, strings = cvat_doc(), cvat_doc()
+    strings["annotations"][3]["bbox"] = ["1", "2", "3", "4"]
+    strings["annotations"][0]["attributes"]["tags"] = ['x\\"', "y"]  # in attributes: counted, still fine
+    path = tmp_path / "e.json"
+    for pad in range(64):
+        for doc, expected in ((plain, 0), (strings, 6)):
+            path.write_bytes(b" " * pad + orjson.dumps(doc))
+            assert coco_reader._split(path).ann_array_strings == expected, pad
+
+
+def _with_duplicate(text: str, where: str, key: str, value: str) -> str:
+    """The JSON text with `"key": value` added again right after the first `where` (a raw edit: dicts cannot)."""
+    at = text.index(where) + len(where)
+    return text[:at] + f'"{key}": {value}, ' + text[at:]
+
+
+@pytest.mark.parametrize(
+    "array,where,key,value,example",
+    [
+        ("images", '"images": [{', "file_name", '"other.jpg"', "images[0] (id=1): 'file_name' twice"),
+        ("annotations", '"annotations": [{', "category_id", "2", "annotations[0] (id=1): 'category_id' twice"),
+        ("annotations", '"annotations": [{', "track", "7", None),  # an unknown key once: fine
+        ("categories", '"categories": [{', "name", '"bike"', "categories[0] (id=1): 'name' twice"),
+    ],
+)
+def test_a_key_named_twice_in_a_record_is_reported(tmp_path, chunked, array, where, key, value, example):
+    text = _with_duplicate(json.dumps(cvat_doc()), where, key, value)
+    path = tmp_path / "in.json"
+    path.write_text(text)
+    if example is None:
+        assert read_ok(path).annotations.num_rows == 5
+        return
+    first = json.loads(text)[array][0][key]  # Python's json (and so pycocotools) keeps the last value
+    assert str(first) not in value
+    f = only(read_err(path), "duplicate_key")
+    assert f.severity == "error" and f.examples == [example]
+    assert "Python's json and pycocotools take the last" in f.message
+
+
+def test_a_top_level_key_named_twice_is_reported(tmp_path):
+    text = json.dumps(cvat_doc())
+    text = text[:-1] + ', "annotations": []}'  # a second, empty list would hide the first
+    f = only(read_err(dump_text(tmp_path / "in.json", text)), "duplicate_key")
+    assert "the top-level object names 'annotations' twice" in f.message and "in.json" in f.message
+
+
+def dump_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("encoding,named", [("utf-16-le", "UTF-16 LE"), ("utf-16-be", "UTF-16 BE"),
+                                            ("utf-32-le", "UTF-32 LE"), ("utf-32-be", "UTF-32 BE")])
+@pytest.mark.parametrize("bom", [False, True])
+def test_utf16_and_utf32_are_named(tmp_path, encoding, named, bom):
+    """Windows tools (PowerShell's Out-File, Notepad's 'Unicode') write UTF-16, often without a byte-order mark."""
+    doc = cvat_doc()
+    doc["images"][0]["file_name"] = "밤/frame_000001.jpg"
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    data = text.encode(encoding)
+    if bom:
+        data = ("\ufeff").encode(encoding) + data
+    path = tmp_path / "w.json"
+    path.write_bytes(data)
+    f = only(read_err(path), "json_unreadable")
+    how = "with a byte-order mark" if bom else "without a byte-order mark"
+    assert f.message.startswith(f"the file is {named} {how}"), f.message
+    assert "save it again as UTF-8" in f.message
+    assert json.loads(data.decode(encoding).lstrip("\ufeff")) == doc  # a real UTF-16/32 document
+
+
+def test_a_stray_nul_byte_is_not_called_utf16(tmp_path):
+    path = tmp_path / "n.json"
+    path.write_bytes(orjson.dumps(cvat_doc()).replace(b'"images"', b'"images"\x00', 1))
+    f = only(read_err(path), "json_unreadable")
+    assert "UTF-16" not in f.message
+
+
+def test_nan_and_infinity_are_exported_as_null(tmp_path):
+    """Strict JSON parsers (orjson, JavaScript, Go, Python with parse_constant) refuse NaN/Infinity literals."""
+    doc = cvat_doc()
+    doc["annotations"][0].update(bbox=["@nan", 2, 10, 8], area="@inf", score="@-inf",
+                                 segmentation=[[1, 1, "@nan", 1, 5, 5]], keypoints=[1, "@inf", 2], conf="@nan")
+    doc["annotations"][0]["attributes"] = {"rotation": "@nan", "note": "NaN and Infinity stay in strings"}
+    text = json.dumps(doc)
+    for token, literal in (('"@nan"', "NaN"), ('"@-inf"', "-Infinity"), ('"@inf"', "Infinity")):
+        text = text.replace(token, literal)  # as Python's json.dumps or DuckDB write them
+    src = tmp_path / "in.json"
+    src.write_text(text)
+    report = ValidationReport()
+    tables = read_coco(src, report)
+    assert tables is not None, report.render_text()
+    out = tmp_path / "out.json"
+    write_coco(tables, out)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} written into the export")
+
+    strict = json.loads(out.read_text(), parse_constant=refuse)
+    assert orjson.loads(out.read_bytes()) == strict
+    ann = by_id(strict)["annotations"][0]
+    assert ann["bbox"] == [None, 2.0, 10.0, 8.0]
+    assert ann["area"] is None and ann["score"] is None and ann["conf"] is None
+    assert ann["segmentation"] == [[1.0, 1.0, None, 1.0, 5.0, 5.0]]
+    assert ann["keypoints"] == [1.0, None, 2.0]
+    assert ann["attributes"] == {"rotation": None, "note": "NaN and Infinity stay in strings"}
+    assert by_id(strict)["annotations"][1] == by_id(json.loads(text))["annotations"][1]  # others untouched

@@ -4,6 +4,8 @@ private dataset is unreachable by any name, and limits hold. Real catalog, real 
 from __future__ import annotations
 
 import io
+import os
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -136,3 +138,24 @@ def test_limits_results_and_saved_queries(iapi, two_users):
         iapi.delete_query(make_user(iapi, "carol"), qid)
     iapi.delete_query(alice, qid)
     assert iapi.list_queries(alice) == []
+
+
+def test_refused_queries_and_settings_never_show_server_paths(iapi, two_users, tmp_path, monkeypatch):
+    """DuckDB names the server user's home folder (extensions, secrets) in errors and in duckdb_settings()."""
+    alice = two_users[0]
+    home = tmp_path / "home-of-the-server-user"
+    monkeypatch.setenv("HOME", str(home))  # DuckDB reads it when the sandbox connects (first query)
+    iapi.app.sandboxes.clear()
+    server = [str(home), str(iapi.app.settings.home), sys.prefix, os.getcwd(), "/root"]
+    said = []
+    for sql in ("FROM duckdb_extensions()", "FROM duckdb_secrets()", "FROM which_secret('s3://b/k', 's3')",
+                "SELECT * FROM read_csv('~/notes.csv')", "SELECT * FROM 'nope.parquet'"):
+        with pytest.raises(SqlRefused) as exc:
+            iapi.run_sql(alice, sql)
+        said.append(str(exc.value))
+    settings = iapi.run_sql(alice, "SELECT name, value FROM duckdb_settings()").table.to_pylist()
+    said += [f"{r['name']}={r['value']}" for r in settings]
+    leaks = [line for line in said for path in server if path in line]
+    assert not leaks, leaks
+    assert "~/notes.csv" in said[3]  # what the user wrote is still quoted back
+    assert "<server path>" in said[0]

@@ -160,3 +160,82 @@ def test_bad_request_fields(api, admin, tmp_path, field, value, code):
     kw = {"path": str(root), "group": "g", field: value}
     with pytest.raises(InvalidRequest, match=code):
         api.start_import(admin, ImportRequest(**kw))
+
+
+def test_file_names_naming_one_file_are_duplicates(api, admin, tmp_path):
+    """'./a.jpg' and 'a.jpg', 'sub\\b.jpg' and 'sub/b.jpg' would become two rows backed by one file."""
+    doc = coco_doc([image_rec(1, "./a.jpg"), image_rec(2, "a.jpg"), image_rec(3, "sub\\b.jpg"),
+                    image_rec(4, "sub/b.jpg"), image_rec(5, "c.jpg")], [ann_rec(1, 1)])
+    root = write_export(tmp_path / "x", doc, {"a.jpg": (64, 48), "sub/b.jpg": (64, 48), "c.jpg": (64, 48)})
+    report = api.check_import_path(admin, ImportRequest(path=str(root), group="g"))
+    f = report.get("duplicate_file_name")
+    assert f is not None and f.severity == "error" and f.count == 2
+    assert f.examples == ['images: a.jpg is named by ids 1, 2 (as "./a.jpg", "a.jpg")',
+                          'images: sub/b.jpg is named by ids 3, 4 (as "sub/b.jpg", "sub\\\\b.jpg")']
+
+
+def test_unicode_spellings_of_one_name_are_duplicates(tmp_path):
+    """macOS writes NFD, other tools NFC: the same name twice."""
+    from dsgen_core.formats.coco_reader import read_coco
+    from dsgen_core.importing.checks import check_tables
+    from dsgen_core.validation import ValidationReport
+
+    nfc, nfd = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(coco_doc([image_rec(1, nfc), image_rec(2, nfd)], [])))
+    report = ValidationReport()
+    check_tables(read_coco(path, report), report)
+    assert report.get("duplicate_file_name").examples[0].startswith(f"images: {nfc} is named by ids 1, 2")
+
+
+def segmentation_doc() -> dict:
+    anns = [
+        ann_rec(1, 1, segmentation={"counts": [3072], "size": [48, 64]}, iscrowd=1),  # fine
+        ann_rec(2, 1, segmentation={"counts": [100], "size": [10, 10]}, iscrowd=1),  # not the image's size
+        ann_rec(3, 1, segmentation=[[1, 1, 5, 1, 5]]),  # odd: 5 coordinates
+        ann_rec(4, 1, segmentation=[[1, 1, 5, 1]]),  # 2 points
+        ann_rec(5, 1, segmentation=[[1, 1, 200, 1, 200, 40]]),  # far right of the 64-wide frame
+        ann_rec(6, 1, segmentation=[[0, 0, 64.5, 0, 64.5, 48.4]]),  # a rounding overhang: fine
+        ann_rec(7, 1, segmentation={"counts": "PPYo1`0", "size": [64, 48]}, iscrowd=1),  # width and height swapped
+    ]
+    cats = [{"id": 1, "name": "car", "supercategory": ""}, {"id": 2, "name": "person", "supercategory": ""},
+            {"id": 3, "name": "car", "supercategory": "vehicle"}]
+    return coco_doc([image_rec(1, "a.jpg", 64, 48)], anns, cats)
+
+
+def test_segmentation_and_category_findings(api, admin, tmp_path):
+    root = write_export(tmp_path / "x", segmentation_doc(), {"a.jpg": (64, 48)})
+    job, v = run_import(api, admin, root)
+    assert job.status == "FAILED"
+    got = {f.code: (f.severity, f.examples) for f in v.validation_report.findings}
+    assert got["rle_size_mismatch"] == ("error", ["annotation 2 on image 1 (64x48): RLE size [10,10]",
+                                                  "annotation 7 on image 1 (64x48): RLE size [64,48]"])
+    assert got["polygon_odd_coordinates"] == ("error", ["annotation 3: 1 polygon(s) of an odd number of "
+                                                        "coordinates (the first has 5)"])
+    assert got["polygon_too_few_points"] == ("warning", ["annotation 3: 1 polygon(s) of fewer than 3 points (the "
+                                                         "first has 2)", "annotation 4: 1 polygon(s) of fewer than "
+                                                         "3 points (the first has 2)"])
+    assert got["polygon_out_of_image"] == ("warning", ["annotation 5 on image 1 (64x48): points span x 1.0…200.0, "
+                                                       "y 1.0…40.0"])
+    assert got["duplicate_category_name"] == ("error", ['categories: name "car" used by ids 1, 3'])
+    assert_left_nothing(api, v)
+
+
+def test_segment_warnings_alone_keep_the_import(api, admin, tmp_path):
+    doc = segmentation_doc()
+    doc["annotations"] = [a for a in doc["annotations"] if a["id"] in (1, 4, 5, 6)]
+    doc["categories"] = doc["categories"][:2]
+    job, v = run_import(api, admin, write_export(tmp_path / "x", doc, {"a.jpg": (64, 48)}))
+    assert job.status == "SUCCEEDED" and v.status == "READY"
+    assert {f.code for f in v.validation_report.warnings} >= {"polygon_too_few_points", "polygon_out_of_image"}
+    assert not v.validation_report.errors
+
+
+def test_numbers_written_as_strings_fail_the_import(api, admin, tmp_path):
+    doc = coco_doc([image_rec(1, "a.jpg")], [ann_rec(1, 1)])
+    doc["annotations"][0]["bbox"] = ["1", "2", "10", "8"]
+    job, v = run_import(api, admin, write_export(tmp_path / "x", doc, {"a.jpg": (64, 48)}))
+    assert job.status == "FAILED"
+    assert finding(v, "bad_type").examples == ["annotations[0] (id=1): 'bbox' must be a list of 4 numbers, "
+                                               'got ["1","2","10","8"]']
+    assert_left_nothing(api, v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,16 +22,22 @@ _MIGRATION_LOCK = 0x64736765  # "dsge": the advisory lock key of catalog migrati
 HEAD_REVISIONS = frozenset({"0010"})
 
 
+def sqlite_busy_timeout() -> float:
+    """Seconds a SQLite write waits for another process's write lock (DSGEN_SQLITE_BUSY_TIMEOUT, default 60)."""
+    return float(os.environ.get("DSGEN_SQLITE_BUSY_TIMEOUT") or 60)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so worker, UI and CLI can share the file."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        busy = sqlite_busy_timeout()
+        engine = create_engine(url, connect_args={"timeout": busy, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsgen_core.catalog.cvat_models import CvatConnection
 from dsgen_core.cvat import Credentials, CvatClient, PollPolicy, RetryPolicy
+
+if TYPE_CHECKING:
+    from dsgen_core.app import App
 
 
 def credentials_of(kind: str, username: str, secret: str) -> Credentials:
@@ -50,5 +53,8 @@ def open_client(url: str, org: str | None, kind: str, username: str, secret: str
                               **{**client_options(), **kwargs})
 
 
-def client_for(conn: CvatConnection, **kwargs: Any) -> CvatClient:
-    return open_client(conn.url, conn.org, conn.auth_kind, conn.username, conn.secret, **kwargs)
+def client_for(app: App, conn: CvatConnection, **kwargs: Any) -> CvatClient:
+    """A client logged in with the connection's secret, decrypted here and handed to the client only."""
+    from dsgen_core.cvat_sync.secret_store import secret_of
+
+    return open_client(conn.url, conn.org, conn.auth_kind, conn.username, secret_of(app, conn), **kwargs)

@@ -57,13 +57,13 @@ def _load(app: App, export_id: int) -> tuple[CvatExport, list[CvatExportTask], C
     return e, tasks, conn, folder, marked
 
 
-def _connect(conn: CvatConnection, e: CvatExport) -> tuple[CvatClient, Project | None, list[LabelSpec] | None]:
+def _connect(app: App, conn: CvatConnection, e: CvatExport) -> tuple[CvatClient, Project | None, list[LabelSpec] | None]:
     """The client, and the export's project with its labels if CVAT has it (by recorded id, else by name): what
     needs no labels of ours, done while the lake is read."""
     from dsgen_core.cvat import CvatNotFound
     from dsgen_core.cvat_sync.connections import client_for
 
-    client = client_for(conn)
+    client = client_for(app, conn)
     try:
         project = None
         if e.project_id is not None:
@@ -134,7 +134,7 @@ def _run(app: App, ctx: SharedContext, e: CvatExport, tasks: list[CvatExportTask
     from dsgen_core.lake.store import read_tables
 
     connecting = ThreadPoolExecutor(1, thread_name_prefix="cvat-connect")
-    client = connecting.submit(_connect, conn, e)
+    client = connecting.submit(_connect, app, conn, e)
     connecting.shutdown(wait=False)
     try:
         ctx.stage("writing COCO")

@@ -9,17 +9,21 @@ becomes one value of a zero-copy Arrow string array over the same bytes, which D
 in parallel into typed columns; small top-level values (info, licenses, unknown keys) are
 parsed with orjson. No Python object is built per record.
 
-Annotations take a typed fast path. The scan counts the keys of all annotations and the values
-that are strings; a second, strict pass over the raw JSON values runs only when those counts
-show strings where numbers belong, unknown keys, explicit nulls or values the typed read could
-not convert. Images and categories (much smaller) always take the strict pass.
+Annotations take a typed fast path. The scan counts the keys of all annotations, the values
+that are strings and the quotes; strings that are neither keys nor object values sit inside
+arrays, where only numbers belong outside `attributes`. A second, strict pass over the raw JSON
+values runs only when those counts show strings where numbers may belong (the typed read would
+turn "12" into 12), unknown keys, explicit nulls or values the typed read could not convert.
+Images and categories (much smaller) always take the strict pass.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +91,11 @@ class _Container:
     end: int = -1  # offset of its closing bracket
     n_keys: int = 0  # keys of its elements, i.e. colons at element depth
     n_string_values: int = 0  # element values that are strings (counted in annotations only)
+    # Annotations only: keys and string values of objects nested in elements, and every quote. Strings are
+    # object keys, object values or array elements, so what the quotes leave over sits inside arrays.
+    n_nested_keys: int = 0
+    n_nested_string_values: int = 0
+    n_quotes: int = 0
     rle_keys: list[np.ndarray] = field(default_factory=list)  # offsets of "segmentation" keys of objects
 
 
@@ -161,7 +170,7 @@ class _Scanner:
         c = self.buf[s : s + _CHUNK]
         if c.size % 64:
             c = np.concatenate([c, np.full(64 - c.size % 64, _SPACE, dtype=np.uint8)])
-        inside = self._string_bits(c, s)
+        inside, quotes = self._string_bits(c, s)
         folded = c | 0x20  # '[' -> '{' and ']' -> '}'
         mask = folded == _LBRACE
         mask |= folded == _RBRACE
@@ -169,6 +178,7 @@ class _Scanner:
         bits = np.packbits(mask, bitorder="little").view(np.uint64) & ~inside
         rel = np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little").view(bool))
         if rel.size == 0:
+            self._count_quotes(quotes, s)
             return
         pos = rel + s
         byte = c[rel]
@@ -187,11 +197,24 @@ class _Scanner:
         if bound.size:
             self._boundaries(pos[bound], byte[bound], delta[bound], level[bound])
         if self.containers:
-            self._element_keys(pos[(delta == 0) & (after == 3)])
+            colons = delta == 0
+            self._element_keys(pos[colons & (after == 3)])
+            self._nested_keys(pos[colons & (after > 3)])
             self._rle_values(pos[(byte == _LBRACE) & (before == 3)])
+            self._count_quotes(quotes, s)
 
-    def _string_bits(self, c: np.ndarray, s: int) -> np.ndarray:
-        """One bit per byte, set from an opening quote up to (not including) its closing quote."""
+    def _count_quotes(self, quotes: np.ndarray, s: int) -> None:
+        """Add the (unescaped) quotes of this chunk that lie inside `annotations`."""
+        end = s + quotes.size
+        for cont in self.containers:
+            if cont.key != "annotations" or (0 <= cont.end < s) or cont.start >= end:
+                continue
+            lo, hi = max(cont.start, s), (cont.end if cont.end >= 0 else end)
+            cont.n_quotes += int(np.count_nonzero(quotes[lo - s : min(hi, end) - s]))
+
+    def _string_bits(self, c: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """One bit per byte, set from an opening quote up to (not including) its closing quote; and the
+        unescaped quotes themselves."""
         quotes = c == _QUOTE
         if self.raw.find(b"\\", max(s - 1, 0), s + _CHUNK) >= 0:
             self._drop_escaped_quotes(quotes, c, s)
@@ -206,7 +229,7 @@ class _Scanner:
             q = np.flatnonzero(quotes)
             if q.size:
                 self.last_quote = int(q[-1]) + s
-        return x
+        return x, quotes
 
     def _drop_escaped_quotes(self, quotes: np.ndarray, c: np.ndarray, s: int) -> None:
         """Clear quotes preceded by an odd run of backslashes (rare, so only those are visited)."""
@@ -283,6 +306,13 @@ class _Scanner:
             if cont.key == "annotations":
                 first = self._next_nonblank(cpos + 1)
                 cont.n_string_values += int(np.count_nonzero(first == _QUOTE))
+
+    def _nested_keys(self, colons: np.ndarray) -> None:
+        """In `annotations`, count the keys of nested objects (attributes, RLE) and their string values."""
+        for cont, cpos in self._owners(colons):
+            if cont.key == "annotations":
+                cont.n_nested_keys += int(cpos.size)
+                cont.n_nested_string_values += int(np.count_nonzero(self._next_nonblank(cpos + 1) == _QUOTE))
 
     def _next_nonblank(self, pos: np.ndarray) -> np.ndarray:
         """The first non-blank byte at or after each offset (one gather unless blanks follow)."""
@@ -371,6 +401,35 @@ def _key_before(buf: np.ndarray, pos: int) -> str | None:
     return key if isinstance(key, str) else None
 
 
+_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-32 LE"), (b"\xfe\xff", "UTF-16 BE"),
+         (b"\xff\xfe", "UTF-16 LE"))
+
+
+def _check_encoding(raw: bytearray) -> None:
+    """Name UTF-16/32 (Windows tools write them, often without a byte-order mark) instead of 'invalid UTF-8'.
+
+    JSON text never holds a raw NUL byte, so NULs between the characters give the encoding away."""
+    bom = next((name for mark, name in _BOMS if raw.startswith(mark)), None)
+    head = bytes(raw[:4096])
+    if bom is None and head.count(0) * 8 >= len(head) > 0:  # a stray NUL is just invalid JSON
+        n = len(head) - len(head) % 4
+        nul = [head[k:n:4].count(0) for k in range(4)]
+        if nul[1] and nul[2] and nul[3] and not nul[0]:
+            bom = "UTF-32 LE"
+        elif nul[0] and nul[1] and nul[2] and not nul[3]:
+            bom = "UTF-32 BE"
+        elif nul[1] + nul[3] > nul[0] + nul[2]:
+            bom = "UTF-16 LE"
+        else:
+            bom = "UTF-16 BE"
+        how = "without a byte-order mark (NUL bytes between the characters)"
+    else:
+        how = "with a byte-order mark"
+    if bom is not None:
+        raise _Problem("json_unreadable", f"the file is {bom} {how}; JSON files must be UTF-8: save it again as "
+                       f"UTF-8 (e.g. iconv -f {bom.replace(' ', '')} -t UTF-8)", 0)
+
+
 def _check_utf8(raw: bytearray) -> None:
     """Arrow and DuckDB need valid UTF-8; ASCII files (the usual case) pass one fast C check."""
     if raw.isascii():
@@ -432,12 +491,23 @@ def _parse_root(buf: np.ndarray, st: _Structure) -> dict[str, Any]:
         at = len(exc.doc[: exc.pos].encode()) if isinstance(exc.doc, str) else exc.pos
         skel_off, file_off = max((m for m in marks if m[0] <= at), default=(0, st.root_start))
         raise _Problem("json_unreadable", f"invalid JSON: {exc.msg}", file_off + at - skel_off) from None
+    _refuse_duplicate_top_level_keys(skeleton)
     out: dict[str, Any] = {}
     for key, value in root.items():
         if isinstance(value, str) and value.startswith(_SENTINEL):
             value = st.containers[int(value[len(_SENTINEL) :])]
         out[key] = value
     return out
+
+
+def _refuse_duplicate_top_level_keys(skeleton: bytes) -> None:
+    """orjson keeps the last of two equal keys silently; a second `annotations` would hide the first."""
+    keys = [k for k, _ in json.loads(skeleton, object_pairs_hook=lambda pairs: pairs)]
+    twice = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if twice:
+        raise _Problem("duplicate_key", f"the top-level object names {', '.join(map(repr, twice))} twice; readers "
+                       "disagree which value counts (Python's json and pycocotools take the last, others the "
+                       "first): keep one", count=len(twice))
 
 
 def _elements(buf: np.ndarray, st: _Structure, cont: _Container) -> _Elements:
@@ -546,7 +616,9 @@ class _Split:
     records: dict[str, pa.Array]
     starts: dict[str, np.ndarray]  # file offset of each element, for error messages
     ann_keys: int  # keys of all annotations, as counted by the scan
+    keys: dict[str, int]  # the same for each of the three arrays
     ann_string_values: int
+    ann_array_strings: int  # strings inside arrays of annotations (numbers belong there, except in attributes)
 
 
 def _load(path: Path) -> tuple[bytearray, np.ndarray]:
@@ -569,6 +641,7 @@ def _load(path: Path) -> tuple[bytearray, np.ndarray]:
 
 def _scan_arrays(buf: np.ndarray, raw: bytearray) -> tuple[dict[str, Any], dict[str, _Elements]]:
     """The root object (containers as _Container) and the element bounds of the three arrays."""
+    _check_encoding(raw)
     _check_utf8(raw)
     _check_start(buf)
     st = _Scanner(buf, raw).run()
@@ -615,7 +688,10 @@ def _split(path: Path) -> _Split:
         records={key: _element_strings(buf, elems[key], root[key]) for key in ARRAY_KEYS},
         starts={key: e.starts for key, e in elems.items()},
         ann_keys=ann.n_keys,
+        keys={key: root[key].n_keys for key in ARRAY_KEYS},
         ann_string_values=ann.n_string_values,
+        ann_array_strings=ann.n_quotes // 2 - ann.n_keys - ann.n_nested_keys - ann.n_string_values
+        - ann.n_nested_string_values,
     )
 
 
@@ -628,7 +704,7 @@ def _split(path: Path) -> _Split:
 class _Field:
     """A known key of a COCO record: how its JSON value is checked and which column it fills.
 
-    kind: int | int32 | number | str | json | list | object | bbox | bool01.
+    kind: int | int32 | number | str | json | bbox | bool01 | numbers | number_lists | rle.
     lenient: a value of another type goes to `extra` instead of being an error.
     """
 
@@ -637,6 +713,11 @@ class _Field:
     column: str | None = None
     required: bool = False
     lenient: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The key as the file spells it (RLE values are read under a renamed key)."""
+        return "segmentation" if self.key == RLE_KEY else self.key
 
 
 _IMAGE_FIELDS = (
@@ -654,7 +735,7 @@ _CATEGORY_FIELDS = (
     _Field("name", "str", "name", required=True),
     _Field("supercategory", "str", "supercategory", lenient=True),
     _Field("keypoints", "json", "keypoints"),
-    _Field("skeleton", "json", "skeleton"),
+    _Field("skeleton", "number_lists", "skeleton"),
 )
 # In the strict pass over annotations only the exact integer columns are taken; the rest of
 # the columns always come from the typed pass.
@@ -662,13 +743,13 @@ _ANNOTATION_FIELDS = (
     _Field("id", "int", "annotation_id", required=True),
     _Field("image_id", "int", "image_id", required=True),
     _Field("category_id", "int", "category_id", required=True),
-    _Field("segmentation", "list"),
-    _Field(RLE_KEY, "object"),
+    _Field("segmentation", "number_lists"),
+    _Field(RLE_KEY, "rle"),
     _Field("area", "number"),
     _Field("bbox", "bbox"),
     _Field("iscrowd", "bool01"),
     _Field("attributes", "json"),
-    _Field("keypoints", "list"),
+    _Field("keypoints", "numbers"),
     _Field("num_keypoints", "int32", "num_keypoints"),
     _Field("score", "number"),
 )
@@ -689,16 +770,20 @@ _ANNOTATION_TYPES = {
     "score": "DOUBLE",
 }
 _EXACT_LIMIT = 2**53
+# The keys a record names more than once, from its raw JSON text `j`.
+_DUPLICATE_KEYS = ("list_sort(list_filter(list_distinct(json_keys(j)), lambda key: "
+                   "len(list_filter(json_keys(j), lambda x: x = key)) > 1))")
 _NUMERIC_JSON = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 _KIND_TEXT = {
     "int": "an integer",
     "int32": "a 32-bit integer",
     "number": "a number",
     "str": "a string",
-    "list": "a list",
-    "object": "an object",
     "bbox": "a list of 4 numbers",
     "bool01": "0 or 1",
+    "numbers": "a list of numbers",
+    "number_lists": "a list of lists of numbers",
+    "rle": "an RLE object (counts: a string or a list of numbers, size: [height, width])",
 }
 
 
@@ -733,6 +818,11 @@ def _json_member(key: str) -> str:
     return _sql_str(orjson.dumps(key).decode() + ":")
 
 
+def _all_numbers(v: str) -> str:
+    """SQL: every element of the JSON array `v` is a number (true for an empty array)."""
+    return f"coalesce(list_bool_and([json_type(e) IN {_NUMERIC_JSON} for e in json_extract({v}, '$[*]')]), true)"
+
+
 def _value_sql(kind: str, v: str, t: str) -> str:
     """SQL for the typed value of JSON `v` (json_type `t`), NULL when it is not of `kind`."""
     as_double = f"TRY_CAST({v} AS DOUBLE)"
@@ -746,13 +836,18 @@ def _value_sql(kind: str, v: str, t: str) -> str:
         return f"(CASE WHEN {t} IN {_NUMERIC_JSON} THEN {as_double} END)"
     if kind == "str":
         return f"(CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' END)"
-    if kind == "list":
-        return f"(CASE WHEN {t} = 'ARRAY' THEN {v}::VARCHAR END)"
-    if kind == "object":
-        return f"(CASE WHEN {t} = 'OBJECT' THEN {v}::VARCHAR END)"
     if kind == "bbox":
-        elems = f"[json_type(e) IN {_NUMERIC_JSON} for e in json_extract({v}, '$[*]')]"
-        return f"(CASE WHEN {t} = 'ARRAY' AND json_array_length({v}) = 4 AND list_bool_and({elems}) THEN {v}::VARCHAR END)"
+        return f"(CASE WHEN {t} = 'ARRAY' AND json_array_length({v}) = 4 AND {_all_numbers(v)} THEN {v}::VARCHAR END)"
+    if kind == "numbers":
+        return f"(CASE WHEN {t} = 'ARRAY' AND {_all_numbers(v)} THEN {v}::VARCHAR END)"
+    if kind == "number_lists":
+        inner = f"[json_type(p) = 'ARRAY' AND {_all_numbers('p')} for p in json_extract({v}, '$[*]')]"
+        return f"(CASE WHEN {t} = 'ARRAY' AND coalesce(list_bool_and({inner}), true) THEN {v}::VARCHAR END)"
+    if kind == "rle":
+        counts, size = f"json_extract({v}, '$.counts')", f"json_extract({v}, '$.size')"
+        ok_counts = f"(json_type({counts}) = 'VARCHAR' OR (json_type({counts}) = 'ARRAY' AND {_all_numbers(counts)}))"
+        ok_size = f"(json_type({size}) = 'ARRAY' AND json_array_length({size}) = 2 AND {_all_numbers(size)})"
+        return f"(CASE WHEN {t} = 'OBJECT' AND {ok_counts} AND {ok_size} THEN {v}::VARCHAR END)"
     if kind == "bool01":
         return f"(CASE WHEN {t} = 'BOOLEAN' OR ({t} IN {_NUMERIC_JSON} AND {as_double} IN (0, 1)) THEN {v}::VARCHAR END)"
     return f"(CASE WHEN {t} <> 'NULL' THEN {v}::VARCHAR END)"  # json: anything
@@ -807,7 +902,8 @@ class _Reader:
     def strict(self, name: str, fields: tuple[_Field, ...]) -> pa.Table:
         """Typed columns from raw JSON values with exact type checks; unknown keys go to `extra`.
 
-        Adds `_bad` (bit 2i: field i missing, bit 2i+1: wrong type) and `_raw` (values of bad rows).
+        Adds `_bad` (bit 2i: field i missing, bit 2i+1: wrong type), `_raw` (values of bad rows) and `_nkeys`
+        (distinct keys of each record: their sum falls short of the scan's key count when a key comes twice).
         """
         known = {f.key for f in fields}
         unknown = [k for k in self.keys(name) if k not in known]
@@ -828,6 +924,7 @@ class _Reader:
             entries.append(f"CASE WHEN {keep} THEN {_json_member(f.key)} || {v} END")
         for j, key in enumerate(unknown, start=len(fields) + 1):
             entries.append(f"{_json_member(key)} || v[{j}]")
+        n_keys = " + ".join(f"(v[{j}] IS NOT NULL)::INTEGER" for j in range(1, len(fields) + len(unknown) + 1))
         sql = f"""
             WITH src AS (SELECT json_extract(j, [{ptrs}]) AS v FROM {name}_src),
                  typed AS (SELECT v, {", ".join(types)} FROM src),
@@ -836,7 +933,8 @@ class _Reader:
             SELECT {", ".join(cols)},
                    NULLIF('{{' || concat_ws(',', {", ".join(entries)}) || '}}', '{{}}') AS extra,
                    _bad,
-                   CASE WHEN _bad <> 0 THEN v END AS _raw
+                   CASE WHEN _bad <> 0 THEN v END AS _raw,
+                   ({n_keys})::INTEGER AS _nkeys
             FROM checked
         """  # noqa: S608
         return self.query(name, sql)
@@ -844,9 +942,9 @@ class _Reader:
     def report_strict(self, name: str, fields: tuple[_Field, ...], table: pa.Table, id_column: str) -> None:
         """Raise the missing_key / bad_type findings encoded in `_bad` of a strict pass."""
         bad = _to_numpy(table.column("_bad"))
-        if not bad.any():
+        problems: list[_Problem] = self._duplicate_keys(name, table, id_column)
+        if not bad.any() and not problems:
             return
-        problems: list[_Problem] = []
         for i, f in enumerate(fields):
             for bit, code in ((1 << (2 * i), "missing_key"), (1 << (2 * i + 1), "bad_type")):
                 hit = np.flatnonzero(bad & bit)
@@ -859,19 +957,37 @@ class _Reader:
                 for r, rid, vals in zip(hit, ids, raw, strict=False):
                     where = f"{name}[{r}] (id={'?' if rid is None else rid})"
                     if code == "missing_key":
-                        examples.append(f"{where}: missing {f.key!r}")
+                        examples.append(f"{where}: missing {f.shown!r}")
                     else:
-                        examples.append(f"{where}: {f.key!r} must be {_KIND_TEXT[f.kind]}, got {vals[i]}")
+                        examples.append(f"{where}: {f.shown!r} must be {_KIND_TEXT[f.kind]}, got {vals[i]}")
                 what = (
-                    f"missing {f.key!r}"
+                    f"missing {f.shown!r}"
                     if code == "missing_key"
-                    else f"{f.key!r} is not {_KIND_TEXT[f.kind]}"
+                    else f"{f.shown!r} is not {_KIND_TEXT[f.kind]}"
                 )
                 off = int(self.split.starts[name][hit[0]])
                 problems.append(
                     _Problem(code, f"{hit.size} {name} record(s): {what}", off, hit.size, examples)
                 )
         raise _ProblemGroup(problems)
+
+    def _duplicate_keys(self, name: str, table: pa.Table, id_column: str) -> list[_Problem]:
+        """Records naming a key twice: Python's json and pycocotools take the last value, DuckDB the first.
+        Looked for record by record only when the distinct keys fall short of the keys the scan counted."""
+        if int(pc.sum(table.column("_nkeys")).as_py() or 0) == self.split.keys[name]:
+            return []
+        sql = f"""SELECT k, {_DUPLICATE_KEYS} AS d FROM (SELECT row_number() OVER () - 1 AS k, j FROM {name}_src)
+                  WHERE len(json_keys(j)) <> len(list_distinct(json_keys(j))) ORDER BY k"""  # noqa: S608
+        rows = self.con.sql(sql).fetchall()
+        if not rows:
+            return []
+        hit = np.array([k for k, _ in rows], dtype=np.int64)
+        ids = table.column(id_column).take(_from_numpy(hit[:_MAX_EXAMPLES])).to_pylist()
+        examples = [f"{name}[{k}] (id={'?' if i is None else i}): {', '.join(map(repr, d))} twice"
+                    for (k, d), i in zip(rows, ids, strict=False)]
+        message = (f"{hit.size} {name} record(s) name a key twice; readers disagree which value counts (Python's "
+                   "json and pycocotools take the last, others the first): keep one")
+        return [_Problem("duplicate_key", message, int(self.split.starts[name][hit[0]]), hit.size, examples)]
 
     # -- tables -----------------------------------------------------------------------------
 
@@ -898,7 +1014,8 @@ class _Reader:
         it if the typed read lost keys (unknown keys, explicit nulls, type mismatches, huge ids)."""
         if not len(self.split.records["annotations"]):
             return ANNOTATIONS_SCHEMA.empty_table()
-        exact = self._annotations_strict() if self.split.ann_string_values else None
+        scan_saw_strings = self.split.ann_string_values or self.split.ann_array_strings
+        exact = self._annotations_strict() if scan_saw_strings else None
         typed = self._annotations_typed()
         bad = _to_numpy(typed.column("_bad"))
         if exact is None:

@@ -10,6 +10,7 @@ RLE object, `iscrowd` absent or 0/1, the `extra` keys of each record.
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -71,11 +72,30 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# Members that may hold a NaN or an infinity (numbers, or JSON text kept from the source).
+_MAY_BE_NONFINITE = {"keypoints", "skeleton", "segmentation", "area", "bbox", "attributes", "score"}
+
+
+def _finite_json(text: str) -> str:
+    """JSON text with every NaN/Infinity (which DuckDB writes, strict parsers refuse) replaced by null."""
+    return orjson.dumps(json.loads(text)).decode()  # json reads NaN/Infinity; orjson writes them as null
+
+
+def _register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """`finite_json(t)`: t itself unless it holds 'NaN' or 'Infinity' (cheap to test), else rewritten in Python;
+    `object_members(t)`: a JSON object's text without its braces, to splice into another object."""
+    con.create_function("py_finite_json", _finite_json, ["VARCHAR"], "VARCHAR")
+    con.execute("CREATE MACRO finite_json(t) AS CASE WHEN contains(t, 'NaN') OR contains(t, 'Infinity') "
+                "THEN py_finite_json(t) ELSE t END")
+    con.execute("CREATE MACRO object_members(t) AS NULLIF(substr(t, 2, length(t) - 2), '')")  # '{a, b}' -> 'a, b'
+
+
 def _record_sql(name: str, ordered: bool) -> str:
     """SQL rendering each row of view `name` as `,{...}` (the writer drops the very first comma)."""
-    parts = [f"{_sql_str(orjson.dumps(key).decode() + ':')} || ({expr})" for key, expr in _MEMBERS[name]]
+    parts = [f"{_sql_str(orjson.dumps(key).decode() + ':')} || "
+             + (f"finite_json({expr})" if key in _MAY_BE_NONFINITE else f"({expr})") for key, expr in _MEMBERS[name]]
     # `extra` is a JSON object: splice its members in after the known ones.
-    parts.append("NULLIF(substr(json(extra)::VARCHAR, 2, length(json(extra)::VARCHAR) - 2), '')")
+    parts.append("object_members(finite_json(json(extra)::VARCHAR))")
     order = "" if ordered else f" ORDER BY {TABLE_KEYS[name]}"
     return f"SELECT ',{{' || concat_ws(',', {', '.join(parts)}) || '}}' AS j FROM {name}{order}"  # noqa: S608
 
@@ -129,6 +149,7 @@ def _write(tables: DatasetTables, out: BinaryIO) -> None:
     con = duckdb.connect()
     try:
         con.execute(f"SET threads={os.cpu_count() or 1}")
+        _register_macros(con)
         out.write(b"{" + _header(tables.meta))
         for i, name in enumerate(("categories", "images", "annotations")):
             out.write((b"," if i else b"") + orjson.dumps(name) + b":[")

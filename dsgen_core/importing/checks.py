@@ -1,15 +1,26 @@
-"""Cross-record checks on parsed tables (ids, references, box geometry), run in DuckDB over Arrow."""
+"""Cross-record checks on parsed tables (ids, names, references, box and segment geometry), in DuckDB over Arrow."""
 
 from __future__ import annotations
 
 import duckdb
 
+from dsgen_core.importing.polygon_stats import Frame, polygon_stats
 from dsgen_core.lake.tables import DatasetTables
 from dsgen_core.validation import ValidationReport
 
 EXAMPLES = 5
 # A box may overhang the frame by this many pixels before it counts as out of the image (CVAT rounding).
 EDGE_TOLERANCE = 0.5
+# A polygon point may lie this fraction of the image's width/height (at least 1 px) beyond the frame.
+POLYGON_FAR = 0.1
+PARAMS = {"tol": EDGE_TOLERANCE, "far": POLYGON_FAR}
+MACROS = (
+    # The file name as the images folder sees it (the SQL twin of sources.normalize_file_name, plus NFC).
+    # Most names need nothing: only those with a backslash, './', '//' or non-ASCII characters are rewritten.
+    "CREATE MACRO normalized_name(f) AS CASE WHEN contains(f, '\\') OR contains(f, './') OR contains(f, '//') "
+    "OR strlen(f) <> length(f) THEN nfc_normalize(array_to_string(list_filter(string_split(replace(f, '\\', "
+    "'/'), '/'), lambda part: part NOT IN ('', '.')), '/')) ELSE f END",
+)
 
 # (code, severity, message, SQL giving (example text) rows, one per offending record)
 _CHECKS: list[tuple[str, str, str, str]] = [
@@ -37,10 +48,23 @@ _CHECKS: list[tuple[str, str, str, str]] = [
     (
         "duplicate_file_name",
         "error",
-        "two images share a file name (frames are matched by file name)",
-        "SELECT 'images: file_name ' || file_name || ' used by ids ' || ids FROM "
-        "(SELECT file_name, string_agg(image_id::VARCHAR, ', ' ORDER BY image_id) ids, count(*) n "
-        " FROM images GROUP BY file_name HAVING n > 1) ORDER BY file_name",
+        "two images name the same file (frames are matched by file name, compared as paths: './a.jpg' is 'a.jpg', "
+        "'sub\\a.jpg' is 'sub/a.jpg')",
+        "WITH named AS (SELECT image_id, file_name, normalized_name(file_name) AS norm FROM images), "
+        "twice AS (SELECT norm FROM named GROUP BY norm HAVING count(*) > 1) "
+        "SELECT 'images: ' || norm || ' is named by ids ' || ids || CASE WHEN spellings > 1 THEN ' (as ' || names "
+        "|| ')' ELSE '' END FROM (SELECT norm, string_agg(image_id::VARCHAR, ', ' ORDER BY image_id) ids, "
+        " count(DISTINCT file_name) spellings, "
+        " string_agg(DISTINCT to_json(file_name)::VARCHAR, ', ' ORDER BY to_json(file_name)::VARCHAR) names "
+        " FROM named SEMI JOIN twice USING (norm) GROUP BY norm) ORDER BY norm",
+    ),
+    (
+        "duplicate_category_name",
+        "error",
+        "two categories share a name (CVAT labels and the search's category:NAME match by name): rename one",
+        "SELECT 'categories: name ' || to_json(name)::VARCHAR || ' used by ids ' || ids FROM "
+        "(SELECT name, string_agg(category_id::VARCHAR, ', ' ORDER BY category_id) ids, count(*) n "
+        " FROM categories GROUP BY name HAVING n > 1) ORDER BY name",
     ),
     (
         "unknown_image_ref",
@@ -92,6 +116,41 @@ _CHECKS: list[tuple[str, str, str, str]] = [
         "OR a.bbox_x < -$tol OR a.bbox_y < -$tol ORDER BY a.annotation_id",
     ),
     (
+        "rle_size_mismatch",
+        "error",
+        "RLE masks whose size [height, width] is not their image's (the mask cannot be laid on the image)",
+        "SELECT 'annotation ' || a.annotation_id || ' on image ' || a.image_id || ' (' || i.width || 'x' || i.height "
+        "|| '): RLE size ' || coalesce(json_extract(a.rle, '$.size')::VARCHAR, 'missing') "
+        "FROM annotations a JOIN images i USING (image_id) WHERE a.rle IS NOT NULL AND "
+        "TRY_CAST(json_extract(a.rle, '$.size') AS DOUBLE[]) IS DISTINCT FROM [i.height::DOUBLE, i.width::DOUBLE] "
+        "ORDER BY a.annotation_id",
+    ),
+    (
+        "polygon_odd_coordinates",
+        "error",
+        "polygons with an odd number of coordinates (a polygon is x1, y1, x2, y2, …)",
+        "SELECT 'annotation ' || annotation_id || ': ' || n_odd || ' polygon(s) of an odd number of coordinates "
+        "(the first has ' || first_odd || ')' FROM polygon_stats WHERE n_odd > 0 ORDER BY annotation_id",
+    ),
+    (
+        "polygon_too_few_points",
+        "warning",
+        "polygons with fewer than 3 points (no area; CVAT needs 3)",
+        "SELECT 'annotation ' || annotation_id || ': ' || n_short || ' polygon(s) of fewer than 3 points (the "
+        "first has ' || first_short || ')' FROM polygon_stats WHERE n_short > 0 ORDER BY annotation_id",
+    ),
+    (
+        "polygon_out_of_image",
+        "warning",
+        "polygons reaching far outside their image (a point beyond the frame by more than a tenth of its size)",
+        "SELECT 'annotation ' || e.annotation_id || ' on image ' || e.image_id || ' (' || i.width || 'x' || i.height "
+        "|| '): points span x ' || e.x0 || '…' || e.x1 || ', y ' || e.y0 || '…' || e.y1 "
+        "FROM polygon_stats e JOIN images i USING (image_id) "
+        "WHERE e.x0 < -greatest(1, $far * i.width) OR e.x1 > i.width + greatest(1, $far * i.width) "
+        "OR e.y0 < -greatest(1, $far * i.height) OR e.y1 > i.height + greatest(1, $far * i.height) "
+        "ORDER BY e.annotation_id",
+    ),
+    (
         "zero_area",
         "warning",
         "annotations with zero area (empty box or segment)",
@@ -102,6 +161,20 @@ _CHECKS: list[tuple[str, str, str, str]] = [
 ]
 
 
+def _margin(size: float) -> float:
+    """How far a polygon point may lie beyond an edge of this length (the SQL's greatest(1, $far * size))."""
+    return max(1.0, POLYGON_FAR * size)
+
+
+def _frame_of_every_image(con: duckdb.DuckDBPyConnection) -> Frame | None:
+    """Where a point is fine on every image (the smallest frame with its margins): polygons inside it need no
+    extent for polygon_out_of_image."""
+    [(w, h)] = con.execute("SELECT min(width), min(height) FROM images WHERE width > 0 AND height > 0").fetchall()
+    if w is None or h is None:
+        return None
+    return (-_margin(w), w + _margin(w), -_margin(h), h + _margin(h))
+
+
 def check_tables(tables: DatasetTables, report: ValidationReport) -> None:
     """Add one finding per failed rule, with its count and first examples."""
     con = duckdb.connect()
@@ -109,8 +182,11 @@ def check_tables(tables: DatasetTables, report: ValidationReport) -> None:
         con.register("images", tables.images)
         con.register("annotations", tables.annotations)
         con.register("categories", tables.categories)
+        con.register("polygon_stats", polygon_stats(tables.annotations, _frame_of_every_image(con)))
+        for macro in MACROS:
+            con.execute(macro)
         for code, severity, message, sql in _CHECKS:
-            params = {"tol": EDGE_TOLERANCE} if "$tol" in sql else None
+            params = {k: v for k, v in PARAMS.items() if f"${k}" in sql} or None
             count = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]  # noqa: S608 - fixed SQL
             if count:
                 rows = con.execute(f"{sql} LIMIT {EXAMPLES}", params).fetchall()

@@ -7,6 +7,7 @@ that blocks in this DuckDB version, as tested in tests/test_sql_sandbox.py).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pyarrow as pa
 from dsgen_core.lake.views import scan_params, scan_sql
 from dsgen_core.sql_sandbox.guard import SqlRefused, check_statement
 
+NOWHERE = "/dsgen-sql-sandbox"  # not a real folder: where DuckDB's per-user folders point inside the sandbox
 TABLES = ("versions", "images", "annotations", "categories", "tags", "metadata")
 LOCKDOWN = (  # order matters: lock_configuration last
     "SET threads = 2",
@@ -28,6 +30,11 @@ LOCKDOWN = (  # order matters: lock_configuration last
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
     "SET allow_community_extensions = false",
+    # DuckDB derives these from the server user's home folder and shows them in duckdb_settings() and in
+    # the errors of duckdb_extensions() / duckdb_secrets(): point them at a folder that does not exist.
+    f"SET home_directory = '{NOWHERE}'",
+    f"SET extension_directory = '{NOWHERE}'",
+    f"SET secret_directory = '{NOWHERE}'",
     "SET enable_external_access = false",
     "SET lock_configuration = true",
 )
@@ -124,11 +131,9 @@ class Sandbox:
                              "(filter, aggregate or LIMIT)") from None
         except duckdb.PermissionException as exc:
             raise SqlRefused("file, network and extension access are disabled on the SQL page: "
-                             f"{_first_line(exc)}") from None
-        except duckdb.InvalidInputException as exc:
-            raise SqlRefused(_first_line(exc)) from None
+                             f"{hide_server_paths(_first_line(exc), text)}") from None
         except duckdb.Error as exc:
-            raise SqlRefused(_first_line(exc)) from None
+            raise SqlRefused(hide_server_paths(_first_line(exc), text)) from None
         finally:
             timer.cancel()
             cur.close()
@@ -145,6 +150,15 @@ class Sandbox:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# An absolute path (or ~/…) in a message: after a quote, a blank or a bracket, up to the next of them.
+_PATH = re.compile(r"""(?:(?<=["'\s(\[])|^)(?:~|[A-Za-z]:\\|/)[^"'\s)\]]+""")
+
+
+def hide_server_paths(message: str, sql: str) -> str:
+    """Replace the paths in an error that the user did not write themselves (the server's folders)."""
+    return _PATH.sub(lambda m: m.group(0) if m.group(0) in sql else "<server path>", message)
 
 
 def versions_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 from helpers import open_import_root, simple_export
-from ui_helpers import act, pick, shot, wait_idle
+from ui_helpers import act, fill, options, pick, shot, wait_idle
 
 from dsgen_core.api import Dsgen, ImportRequest
 from dsgen_core.auth import SESSION_COOKIE
@@ -111,7 +111,10 @@ def test_owner_grants_access_and_the_other_user_then_sees_the_group(new_page, ds
     olga.goto(f"{dsgen_server.url}/dataset?version={started.version_id}")
     wait_idle(olga)
     olga.get_by_role("heading", name="Permissions").wait_for()
-    pick(olga, "User", "dave")
+    # olga shares no organization with dave: the list offers only herself and vera (already granted) ...
+    assert sorted(options(olga, "User")) == ["olga", "vera"]
+    # ... and anyone else is granted by exact name
+    fill(olga, "…or exact username / e-mail", "dave")
     pick(olga, "Role", "editor")
     act(olga, lambda: olga.get_by_role("button", name="Grant").click())
     wait_idle(olga)

@@ -6,6 +6,10 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 RUN_RE = re.compile(r"dsgen · run (\d+)")
@@ -88,3 +92,25 @@ def pick(page, label: str, option: str, attempts: int = 3) -> None:  # noqa: ANN
             return
 
     act(page, choose)
+
+
+def options(page: Page, label: str, attempts: int = 3) -> list[str]:
+    """The options a selectbox offers (opened, read, closed again); retried when a rerun closes the list."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_text(label, exact=True)).locator("input")
+    for attempt in range(attempts):
+        wait_idle(page)
+        box.click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=5_000)
+            texts = page.get_by_role("option").all_inner_texts()
+        except PlaywrightTimeout:  # the list was closed by a rerun
+            if attempt == attempts - 1:
+                raise
+            continue
+        finally:
+            box.press("Escape")
+        return texts
+    return []
